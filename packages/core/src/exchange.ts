@@ -1,0 +1,124 @@
+import type { HeaderValue } from './ip.js'
+import { Timings } from './server-timing.js'
+
+/** How a request ended. */
+export interface FinishInfo {
+  readonly status: number
+  /** High-resolution duration in milliseconds (sub-millisecond precision). */
+  readonly durationMs: number
+  /** The client went away before the response was complete. */
+  readonly aborted: boolean
+  readonly requestBytes?: number
+  readonly responseBytes?: number
+}
+
+/** An early answer from a feature (429, a cached 200/304, a health probe ...). */
+export interface Answer {
+  readonly status: number
+  readonly headers?: Readonly<Record<string, string | readonly string[]>>
+  readonly body?: string | Uint8Array
+}
+
+export type ResponseHeaders = Record<string, string | string[]>
+
+/** What an adapter knows about the incoming request. */
+export interface ExchangeInit {
+  readonly method: string
+  /** Raw request target (path and query). Used when `path` is not given. */
+  readonly url?: string
+  readonly path?: string
+  /** Query string without the `?`. */
+  readonly query?: string
+  /** Route template (`/users/:id`) when the framework already knows it. */
+  readonly route?: string
+  /** Lower-case header names, as Node delivers them. */
+  readonly headers: Readonly<Record<string, HeaderValue>>
+  readonly remoteAddress?: string
+}
+
+/**
+ * One HTTP request/response, independent of the framework. Features read the request side,
+ * write response headers, keep per-request state and subscribe to the finish.
+ */
+export class Exchange {
+  readonly method: string
+  /** Route template from the framework's router, never the raw path; undefined if unmatched. */
+  route: string | undefined
+  readonly path: string
+  readonly query: string
+  readonly headers: Readonly<Record<string, HeaderValue>>
+  readonly ip: string
+  readonly requestId: string
+  /** `performance.now()` when the exchange was created. */
+  readonly startedAt: number
+  readonly timings = new Timings()
+  /** Per-request state of features, keyed by feature name. */
+  readonly state: Record<string, unknown> = Object.create(null)
+  /** Headers features want on the response; the adapter applies them. */
+  readonly responseHeaders: ResponseHeaders = Object.create(null)
+  status = 200
+  finished = false
+  private finishListeners: Array<(info: FinishInfo) => void> | undefined
+
+  constructor(init: ExchangeInit, ip: string, requestId: string, startedAt = performance.now()) {
+    this.method = normalizeMethod(init.method)
+    this.route = init.route
+    if (init.path !== undefined) {
+      this.path = init.path
+      this.query = init.query ?? ''
+    } else {
+      const url = init.url ?? '/'
+      const q = url.indexOf('?')
+      this.path = q === -1 ? url : url.slice(0, q)
+      this.query = q === -1 ? '' : url.slice(q + 1)
+    }
+    this.headers = init.headers
+    this.ip = ip
+    this.requestId = requestId
+    this.startedAt = startedAt
+  }
+
+  /** First value of a request header (names are lower-case). */
+  header(name: string): string | undefined {
+    const v = this.headers[name]
+    return v === undefined ? undefined : typeof v === 'string' ? v : v[0]
+  }
+
+  /** Sets a response header (the adapter applies it before the response is written). */
+  setHeader(name: string, value: string | string[]): void {
+    this.responseHeaders[name.toLowerCase()] = value
+  }
+
+  /** Milliseconds since the exchange started. */
+  elapsed(): number {
+    return performance.now() - this.startedAt
+  }
+
+  /** Runs `listener` once the response is finished (or the client aborted). */
+  onFinish(listener: (info: FinishInfo) => void): void {
+    ;(this.finishListeners ??= []).push(listener)
+  }
+
+  /** @internal Called once by the pipeline. */
+  runFinishListeners(info: FinishInfo, onError: (error: unknown) => void): void {
+    const list = this.finishListeners
+    if (!list) return
+    this.finishListeners = undefined
+    for (const l of list) {
+      try {
+        l(info)
+      } catch (error) {
+        onError(error)
+      }
+    }
+  }
+}
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH', 'QUERY'])
+
+/** Upper-cases standard methods; anything else becomes `_OTHER` (bounded label cardinality). */
+export function normalizeMethod(method: string): string {
+  if (KNOWN_METHODS.has(method)) return method
+  const upper = method.toUpperCase()
+  return KNOWN_METHODS.has(upper) ? upper : '_OTHER'
+}

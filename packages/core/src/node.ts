@@ -1,0 +1,115 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Answer, Exchange } from './exchange.js'
+import type { Pipeline } from './pipeline.js'
+import { createRouter } from './router.js'
+
+/** What a plain node:http route handler receives besides `req`/`res`. */
+export interface NodeContext {
+  readonly exchange: Exchange
+  readonly params: Record<string, string>
+  /** Sends a complete body through the pipeline's `onSend` features (response cache ...). */
+  send(status: number, body: string | Uint8Array, headers?: Record<string, string>): Promise<void>
+  /** `send` with JSON. */
+  json(status: number, value: unknown, headers?: Record<string, string>): Promise<void>
+}
+
+export type NodeHandler = (req: IncomingMessage, res: ServerResponse, ctx: NodeContext) => void | Promise<void>
+
+export interface NodeRoute {
+  readonly method: string
+  /** Route template: `/users/:id`, `/files/*`. */
+  readonly path: string
+  readonly handler: NodeHandler
+}
+
+/**
+ * The plain node:http binding of a pipeline: matches a route table, runs the features and the
+ * handler, and applies their headers. It is also the reference for what a framework adapter does.
+ *
+ * @example
+ * const pipeline = createPipeline([feature])
+ * http.createServer(createNodeHandler(pipeline, [
+ *   { method: 'GET', path: '/users/:id', handler: (req, res, ctx) => ctx.json(200, { id: ctx.params.id }) },
+ * ])).listen(3000)
+ */
+export function createNodeHandler(pipeline: Pipeline, routes: readonly NodeRoute[]): (req: IncomingMessage, res: ServerResponse) => void {
+  const router = createRouter<NodeHandler>()
+  for (const r of routes) router.add(r.method, r.path, r.handler)
+  const notFound: NodeHandler = (_req, _res, ctx) => ctx.json(404, { error: 'Not Found' })
+
+  return (req, res) => {
+    const url = req.url ?? '/'
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    const match = router.match(req.method ?? 'GET', path)
+    const ex = pipeline.exchange({
+      method: req.method ?? 'GET',
+      path,
+      query: q === -1 ? '' : url.slice(q + 1),
+      route: match?.route,
+      headers: req.headers,
+      remoteAddress: req.socket.remoteAddress,
+    })
+    bindResponse(pipeline, ex, res)
+    const ctx: NodeContext = {
+      exchange: ex,
+      params: match?.params ?? {},
+      async send(status, body, headers) {
+        res.statusCode = status
+        if (headers) for (const [k, v] of Object.entries(headers)) res.setHeader(k, v)
+        const out = await pipeline.send(ex, body)
+        if (!res.headersSent && !res.hasHeader('content-length')) res.setHeader('content-length', Buffer.byteLength(out))
+        res.end(req.method === 'HEAD' ? undefined : out)
+      },
+      json(status, value, headers) {
+        return ctx.send(status, JSON.stringify(value), { 'content-type': 'application/json; charset=utf-8', ...headers })
+      },
+    }
+    const handler = match?.value ?? notFound
+    const run = async () => {
+      const answer = await pipeline.request(ex)
+      if (answer) return writeAnswer(res, answer, req.method === 'HEAD')
+      await handler(req, res, ctx)
+    }
+    run().catch((error: unknown) => {
+      pipeline.logger.error({ err: error, requestId: ex.requestId }, 'request handler failed')
+      if (!res.headersSent) {
+        res.statusCode = 500
+        res.setHeader('content-type', 'application/json; charset=utf-8')
+        res.end('{"error":"Internal Server Error"}')
+      } else {
+        res.destroy()
+      }
+    })
+  }
+}
+
+/** Applies feature headers right before the response head is written, and reports the finish. */
+export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerResponse): void {
+  const writeHead = res.writeHead
+  res.writeHead = function patchedWriteHead(this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
+    res.writeHead = writeHead
+    pipeline.headers(ex)
+    for (const name in ex.responseHeaders) {
+      if (!res.hasHeader(name)) res.setHeader(name, ex.responseHeaders[name]!)
+    }
+    return writeHead.apply(this, args)
+  } as ServerResponse['writeHead']
+  const done = () => {
+    pipeline.finish(ex, {
+      status: res.statusCode,
+      aborted: !res.writableFinished,
+      responseBytes: Number(res.getHeader('content-length')) || undefined,
+    })
+  }
+  res.once('finish', done)
+  res.once('close', done)
+}
+
+/** Writes a feature's early answer. */
+export function writeAnswer(res: ServerResponse, answer: Answer, head = false): void {
+  res.statusCode = answer.status
+  if (answer.headers) for (const [k, v] of Object.entries(answer.headers)) res.setHeader(k, v as string | string[])
+  if (answer.body !== undefined && !res.hasHeader('content-length')) res.setHeader('content-length', Buffer.byteLength(answer.body))
+  res.end(head ? undefined : answer.body)
+}

@@ -1,0 +1,195 @@
+import { once } from 'node:events'
+import { createServer, request, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { RiConfigError } from './errors.js'
+import type { RiEventMap } from './events.js'
+import { createEvents } from './events.js'
+import type { Logger } from './logger.js'
+import { createNodeHandler, type NodeRoute } from './node.js'
+import { type Feature, createPipeline, jsonAnswer } from './pipeline.js'
+import { createRouter } from './router.js'
+import { renderServerTiming } from './server-timing.js'
+
+interface Reply {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: string
+}
+
+function call(port: number, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method, headers }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c) => (body += c))
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+let server: Server | undefined
+afterEach(async () => {
+  if (server) {
+    server.closeAllConnections()
+    server.close()
+    await once(server, 'close')
+    server = undefined
+  }
+})
+
+async function serve(features: Feature[], routes: NodeRoute[], options: Parameters<typeof createPipeline>[1] = {}) {
+  const pipeline = createPipeline(features, options)
+  server = createServer(createNodeHandler(pipeline, routes))
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return { pipeline, port: (server.address() as AddressInfo).port }
+}
+
+describe('pipeline over real HTTP', () => {
+  it('runs onRequest in order, lets one answer early, and skips the handler', async () => {
+    const order: string[] = []
+    let handled = 0
+    const features: Feature[] = [
+      { name: 'a', onRequest: () => void order.push('a') },
+      {
+        name: 'limit',
+        onRequest: async (ex) => {
+          order.push('limit')
+          if (ex.header('x-over') === '1') return jsonAnswer(429, { error: 'Too Many Requests' }, { 'retry-after': '1' })
+          return undefined
+        },
+      },
+      { name: 'c', onRequest: () => void order.push('c') },
+    ]
+    const { port } = await serve(features, [{ method: 'GET', path: '/x', handler: (_q, _s, ctx) => (handled++, ctx.json(200, { ok: true })) }])
+    const limited = await call(port, '/x', { 'x-over': '1' })
+    expect(limited.status).toBe(429)
+    expect(limited.headers['retry-after']).toBe('1')
+    expect(JSON.parse(limited.body)).toEqual({ error: 'Too Many Requests' })
+    expect(handled).toBe(0)
+    expect(order).toEqual(['a', 'limit'])
+    order.length = 0
+    const ok = await call(port, '/x')
+    expect(ok.status).toBe(200)
+    expect(order).toEqual(['a', 'limit', 'c'])
+    expect(handled).toBe(1)
+  })
+
+  it('reports the route template, final status and a high-resolution duration on finish', async () => {
+    const events = createEvents()
+    const seen: Array<RiEventMap['http.request']> = []
+    events.on('http.request', (e) => seen.push(e))
+    const finishes: number[] = []
+    const feature: Feature = {
+      name: 'observe',
+      onRequest: (ex) => ex.onFinish((info) => finishes.push(info.status)),
+      onResponse: () => {},
+    }
+    const { port } = await serve([feature], [
+      {
+        method: 'GET',
+        path: '/users/:id',
+        handler: async (_req, _res, ctx) => {
+          await new Promise((r) => setTimeout(r, 3))
+          await ctx.json(201, { id: ctx.params.id })
+        },
+      },
+    ], { events })
+    const reply = await call(port, '/users/42?secret=1')
+    expect(reply.status).toBe(201)
+    expect(JSON.parse(reply.body)).toEqual({ id: '42' })
+    await call(port, '/nope')
+    await new Promise((r) => setTimeout(r, 20))
+    expect(seen.map((e) => [e.route, e.status])).toEqual([
+      ['/users/:id', 201],
+      [undefined, 404],
+    ])
+    expect(seen[0]!.durationMs).toBeGreaterThan(2)
+    expect(Number.isInteger(seen[0]!.durationMs)).toBe(false)
+    expect(finishes).toEqual([201, 404])
+  })
+
+  it('applies feature headers (Server-Timing, request id) right before the head is written', async () => {
+    const feature: Feature = {
+      name: 'timing',
+      onRequest: (ex) => ex.timings.add('cache', 0.2, 'hit'),
+      onHeaders: (ex) => ex.setHeader('server-timing', renderServerTiming(ex.timings.entries, ex.elapsed())),
+    }
+    const { port } = await serve([feature], [{ method: 'GET', path: '/', handler: (_q, res) => void res.end('hi') }])
+    const reply = await call(port, '/', { 'x-request-id': 'abc-123' })
+    expect(reply.headers['server-timing']).toMatch(/^cache;dur=0\.2;desc="hit", total;dur=[\d.]+$/)
+    expect(reply.headers['x-request-id']).toBe('abc-123')
+    const injected = await call(port, '/', { 'x-request-id': 'x'.repeat(100) })
+    expect(injected.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
+  })
+
+  it('a throwing feature is logged once and the request continues', async () => {
+    const warnings: string[] = []
+    const logger = { warn: (_o: unknown, m: string) => warnings.push(m), info() {}, error() {} } as unknown as Logger
+    const broken: Feature = {
+      name: 'broken',
+      onRequest: () => {
+        throw new Error('redis down')
+      },
+    }
+    const brokenAsync: Feature = { name: 'broken-async', onRequest: async () => Promise.reject(new Error('timeout')) }
+    const { port } = await serve([broken, brokenAsync], [{ method: 'GET', path: '/', handler: (_q, res) => void res.end('ok') }], { logger })
+    for (let i = 0; i < 3; i++) expect((await call(port, '/')).body).toBe('ok')
+    expect(warnings).toHaveLength(2)
+    expect(warnings[0]).toContain('"broken"')
+  })
+
+  it('onSend sees and may replace the body', async () => {
+    const stored: string[] = []
+    const feature: Feature = {
+      name: 'store',
+      onSend: (_ex, body) => {
+        stored.push(String(body))
+        return `${body}!`
+      },
+    }
+    const { port } = await serve([feature], [{ method: 'GET', path: '/', handler: (_q, _s, ctx) => ctx.send(200, 'body') }])
+    const reply = await call(port, '/')
+    expect(reply.body).toBe('body!')
+    expect(reply.headers['content-length']).toBe('5')
+    expect(stored).toEqual(['body'])
+  })
+
+  it('resolves the client ip through trustProxy only', async () => {
+    const ips: string[] = []
+    const feature: Feature = { name: 'ip', onRequest: (ex) => void ips.push(ex.ip) }
+    const routes: NodeRoute[] = [{ method: 'GET', path: '/', handler: (_q, res) => void res.end() }]
+    const { port } = await serve([feature], routes)
+    await call(port, '/', { 'x-forwarded-for': '6.6.6.6' })
+    expect(ips).toEqual(['127.0.0.1'])
+  })
+
+  it('validates its options at construction', () => {
+    expect(() => createPipeline([], { requestIdHeader: 'X Bad' })).toThrow(RiConfigError)
+    expect(() => createPipeline([], { trustProxy: ['nope'] })).toThrow(RiConfigError)
+    expect(() => createPipeline([{} as Feature])).toThrow(/features\[0\]/)
+    expect(() => createPipeline([], { trustproxy: true } as never)).toThrow(/did you mean 'trustProxy'/)
+  })
+
+  it('maps unknown methods to _OTHER', () => {
+    const p = createPipeline([])
+    expect(p.exchange({ method: 'get', url: '/', headers: {} }).method).toBe('GET')
+    expect(p.exchange({ method: 'BREW', url: '/a?b=1', headers: {} }).method).toBe('_OTHER')
+    const ex = p.exchange({ method: 'GET', url: '/a?b=1', headers: {} })
+    expect([ex.path, ex.query]).toEqual(['/a', 'b=1'])
+  })
+})
+
+describe('router', () => {
+  it('matches templates, params and wildcards', () => {
+    const r = createRouter<number>().add('GET', '/users/:id', 1).add('GET', '/health', 2).add('GET', '/files/*', 3)
+    expect(r.match('GET', '/users/a%20b')).toMatchObject({ route: '/users/:id', params: { id: 'a b' }, value: 1 })
+    expect(r.match('HEAD', '/health')?.value).toBe(2)
+    expect(r.match('GET', '/files/a/b/c')).toMatchObject({ route: '/files/*', params: { '*': 'a/b/c' } })
+    expect(r.match('POST', '/users/1')).toBeUndefined()
+    expect(r.match('GET', '/users/%E0%A4%A')?.params.id).toBe('%E0%A4%A')
+  })
+})

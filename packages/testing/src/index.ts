@@ -1,0 +1,75 @@
+/**
+ * @ri/testing: throwaway real services for integration tests (`*.int.test.ts`).
+ *
+ * ```ts
+ * import { describeWithRedis, startRedis } from '@ri/testing'
+ * describeWithRedis('cache', () => {
+ *   let redis: RedisServer
+ *   beforeAll(async () => { redis = await startRedis() })
+ *   afterAll(() => redis.stop())
+ * })
+ * ```
+ * Missing binaries skip (with a printed reason) locally and fail under CI.
+ */
+
+export {
+  /** Absolute path of a redis/postgres binary from PATH or the highest /usr/lib/postgresql/<v>/bin. */
+  findBinary,
+  /** Paths of all binaries of a service; throws with an install hint when any is missing. */
+  resolveBinaries,
+  /** `{ available, missing, install }` for 'redis' | 'postgres'. */
+  serviceAvailability,
+  /** true if the service can run; else throws under CI, or warns once and returns false. */
+  requireService,
+  /** vitest `describe` that skips (locally) or fails (CI) when Redis binaries are missing. */
+  describeWithRedis,
+  /** vitest `describe` that skips (locally) or fails (CI) when PostgreSQL binaries are missing. */
+  describeWithPostgres,
+  /** Binaries each service needs. */
+  SERVICE_BINARIES,
+} from './binaries.ts'
+export type {
+  /** 'redis' | 'postgres' */
+  ServiceName,
+  /** Names of the executables looked up. */
+  BinaryName,
+  /** Injectable PATH/env and PostgreSQL roots for the lookup. */
+  LookupOptions,
+  /** Result of serviceAvailability(). */
+  ServiceAvailability,
+} from './binaries.ts'
+
+export {
+  /** Start redis-server on 127.0.0.1:<random port> in a temp dir; resolves when it answers PING. */
+  startRedis,
+} from './redis.ts'
+export type {
+  /** Options of startRedis(). */
+  RedisOptions,
+  /** Handle of a running Redis: url, stop/kill/restart/pause/resume. */
+  RedisServer,
+} from './redis.ts'
+
+export {
+  /** initdb + start a primary and N streaming replicas (optionally with an apply delay) on random ports. */
+  startPostgres,
+  /** CREATE DATABASE on a server; returns the new database's URL. */
+  createDatabase,
+} from './postgres.ts'
+export type {
+  /** Options of startPostgres(). */
+  PostgresOptions,
+  /** Handle of a primary or replica: url, stop/kill/restart/pause/resume. */
+  PgNode,
+  /** `{ primary, replicas, dir, stop() }` */
+  PostgresCluster,
+} from './postgres.ts'
+
+export {
+  /** A port that is free on 127.0.0.1 right now (listen on 0, then close). */
+  getFreePort,
+  /** true if the port can be bound now. */
+  isPortFree,
+  /** Poll until the port can be bound, bounded by a timeout. */
+  waitForPortFree,
+} from './ports.ts'

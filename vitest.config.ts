@@ -1,0 +1,9 @@
+import { defineConfig } from 'vitest/config'
+
+// One project per workspace package: `pnpm vitest run --project @ri/core` runs one package.
+export default defineConfig({
+  test: {
+    projects: ['packages/*', 'examples/*'],
+    reporters: process.env.CI ? ['default'] : ['default'],
+  },
+})
