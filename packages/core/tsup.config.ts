@@ -1,11 +1,3 @@
-import { defineConfig } from 'tsup'
+import { riBuild } from '../../tsup.base.js'
 
-export default defineConfig({
-  entry: ['src/index.ts', 'src/node.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-  treeshake: true,
-})
+export default riBuild(['src/index.ts', 'src/node.ts'])

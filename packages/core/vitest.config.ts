@@ -1,5 +1,3 @@
-import { defineProject } from 'vitest/config'
+import { riProject } from '../../vitest.shared.js'
 
-export default defineProject({
-  test: { name: '@ri/core', include: ['src/**/*.test.ts'] },
-})
+export default riProject('@ri/core')

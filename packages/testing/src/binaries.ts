@@ -104,7 +104,7 @@ export function findBinary(name: BinaryName, opts: LookupOptions = {}): string |
 /** Paths of every binary a service needs; throws (with the install hint) if any is missing. */
 export function resolveBinaries(service: ServiceName, opts: LookupOptions = {}): Record<BinaryName, string> {
   const a = serviceAvailability(service, opts)
-  if (!a.available) throw new Error(unavailableMessage(service, a))
+  if (!a.available) throw new Error(unavailableMessage(service, a, opts.env ?? process.env))
   const out: Partial<Record<BinaryName, string>> = {}
   for (const b of SERVICE_BINARIES[service]) out[b] = findBinary(b, opts)!
   return out as Record<BinaryName, string>
@@ -118,11 +118,9 @@ export function serviceAvailability(service: ServiceName, opts: LookupOptions = 
   return { available: missing.length === 0, missing, install: INSTALL_HINT[service] }
 }
 
-function unavailableMessage(service: ServiceName, a: ServiceAvailability): string {
-  return (
-    `@ri/testing: ${service} is not available: missing ${a.missing.join(', ')} ` +
-    `(searched PATH${service === 'postgres' ? ' and /usr/lib/postgresql/*/bin' : ''}). Install with: ${a.install}`
-  )
+function unavailableMessage(service: ServiceName, a: ServiceAvailability, env: NodeJS.ProcessEnv): string {
+  const where = service === 'redis' ? 'PATH' : env.RI_PG_BINDIR ? `RI_PG_BINDIR=${env.RI_PG_BINDIR}` : 'PATH and /usr/lib/postgresql/*/bin'
+  return `@ri/testing: ${service} is not available: missing ${a.missing.join(', ')} (searched ${where}). Install with: ${a.install}`
 }
 
 const warned = new Set<string>()
@@ -137,7 +135,7 @@ export function requireService(service: ServiceName, opts: LookupOptions = {}): 
   const a = serviceAvailability(service, opts)
   if (a.available) return true
   const env = opts.env ?? process.env
-  const msg = unavailableMessage(service, a)
+  const msg = unavailableMessage(service, a, env)
   if (isCITruthy(env.CI)) throw new Error(`${msg}. CI is set, so this is a failure, not a skip.`)
   if (!warned.has(msg)) {
     warned.add(msg)
