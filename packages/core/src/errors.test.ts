@@ -74,3 +74,11 @@ describe('mergeOptions', () => {
     expect(Object.isFrozen(merged)).toBe(true)
   })
 })
+
+describe('docs/errors.md', () => {
+  it('lists every error code', async () => {
+    const { readFile } = await import('node:fs/promises')
+    const doc = await readFile(new URL('../../../docs/errors.md', import.meta.url), 'utf8')
+    for (const code of Object.values(ErrorCodes)) expect(doc).toContain(`\`${code}\``)
+  })
+})

@@ -1,4 +1,5 @@
 import fs from 'node:fs'
+import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis, type RedisOptions as IORedisOptions } from 'ioredis'
 import pg from 'pg'
@@ -64,6 +65,17 @@ describeWithRedis('startRedis', () => {
     expect(server.running).toBe(false)
     expect(processGone(pid)).toBe(true)
     expect(fs.existsSync(dir)).toBe(false)
+  })
+
+  it('reports a clear error when a fixed port is already taken', async () => {
+    const blocker = net.createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+    const port = (blocker.address() as net.AddressInfo).port
+    try {
+      await expect(startRedis({ port })).rejects.toThrow(new RegExp(`port ${port} already in use`))
+    } finally {
+      blocker.close()
+    }
   })
 
   it('pause() makes commands time out, resume() makes them succeed again', async () => {

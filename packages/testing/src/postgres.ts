@@ -161,13 +161,14 @@ class PgNodeImpl implements PgNode {
     const child = spawnLogged(this.ctx, this.ctx.bins.postgres, ['-D', this.dataDir], this.logFile)
     this.child = child
     this.paused = false
-    let spawnError: Error | undefined
-    child.once('error', (e) => (spawnError = e))
+    if (child.pid === undefined) {
+      const error = await new Promise<Error>((resolve) => child.once('error', resolve))
+      throw new Error(`postgres ${this.name} (${this.ctx.bins.postgres}) failed to spawn: ${error.message}`)
+    }
 
     const deadline = Date.now() + this.ctx.timeoutMs
     let last: unknown
     for (;;) {
-      if (spawnError) throw new Error(`postgres (${this.name}) failed to spawn: ${spawnError.message}`)
       if (hasExited(child)) {
         const log = fs.readFileSync(this.logFile, 'utf8').slice(logOffset)
         if (/could not bind .*Address already in use/i.test(log)) return 'addrinuse'

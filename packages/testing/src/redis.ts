@@ -6,7 +6,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { resolveBinaries } from './binaries.ts'
 import { getFreePort, waitForPortFree } from './ports.ts'
-import { hasExited, indent, signal, tailFile, track, waitExit } from './proc.ts'
+import { hasExited, indent, killTree, signal, tailFile, track, waitExit, waitGone } from './proc.ts'
 
 export interface RedisOptions {
   /** Fixed port; default: a random free one (re-picked if it gets taken before redis binds). */
@@ -67,7 +67,7 @@ class RedisServerImpl implements RedisServer {
   readonly host = HOST
   private child: ChildProcess | undefined
   private paused = false
-  private readonly untrack: () => void
+  private untrack: (() => void) | undefined
 
   constructor(
     private readonly bin: string,
@@ -75,14 +75,7 @@ class RedisServerImpl implements RedisServer {
     readonly dir: string,
     private readonly extraArgs: string[],
     private readonly startTimeoutMs: number,
-  ) {
-    this.untrack = track({
-      killSync: () => {
-        if (!hasExited(this.child)) signal(this.child!.pid!, 'SIGKILL')
-      },
-      dir,
-    })
-  }
+  ) {}
 
   get url(): string {
     return `redis://${HOST}:${this.port}`
@@ -103,6 +96,13 @@ class RedisServerImpl implements RedisServer {
 
   /** Spawn and wait for PING. Returns 'addrinuse' so the caller can retry on another port. */
   async launch(): Promise<'ok' | 'addrinuse'> {
+    // (Re)registered here too so a restart() after stop() is still killed on exit.
+    this.untrack ??= track({
+      killSync: () => {
+        if (!hasExited(this.child)) killTree(this.child!.pid!) // tree: BGSAVE & co. fork
+      },
+      dir: this.dir,
+    })
     fs.mkdirSync(this.dir, { recursive: true })
     const logOffset = fs.existsSync(this.logFile) ? fs.statSync(this.logFile).size : 0
     const fd = fs.openSync(this.logFile, 'a')
@@ -116,13 +116,13 @@ class RedisServerImpl implements RedisServer {
     }
     this.child = child
     this.paused = false
-    const spawnError = new Promise<Error>((resolve) => child.once('error', resolve))
-    let error: Error | undefined
-    void spawnError.then((e) => (error = e))
+    if (child.pid === undefined) {
+      const error = await new Promise<Error>((resolve) => child.once('error', resolve))
+      throw new Error(`redis-server (${this.bin}) failed to spawn: ${error.message}`)
+    }
 
     const deadline = Date.now() + this.startTimeoutMs
     for (;;) {
-      if (error) throw new Error(`redis-server failed to spawn: ${error.message}`)
       if (hasExited(child)) {
         const log = fs.readFileSync(this.logFile, 'utf8').slice(logOffset)
         if (/address already in use/i.test(log)) return 'addrinuse'
@@ -152,14 +152,15 @@ class RedisServerImpl implements RedisServer {
   async stop(): Promise<void> {
     await this.terminate()
     fs.rmSync(this.dir, { recursive: true, force: true })
-    this.untrack()
+    this.detach()
   }
 
   async kill(): Promise<void> {
     const child = this.child
     if (!child || hasExited(child)) return
-    signal(child.pid!, 'SIGKILL')
+    const kids = killTree(child.pid!)
     await waitExit(child, 10_000)
+    await waitGone(kids, 5_000)
     this.paused = false
     await waitForPortFree(this.port, HOST)
   }
@@ -172,7 +173,8 @@ class RedisServerImpl implements RedisServer {
 
   /** Forget this instance without touching its dir (used when retrying on another port). */
   detach(): void {
-    this.untrack()
+    this.untrack?.()
+    this.untrack = undefined
   }
 
   pause(): void {
