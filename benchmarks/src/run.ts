@@ -1,0 +1,75 @@
+// `pnpm bench [--quick] [filter]`: runs every benchmarks/src/*.bench.ts in one process, one after
+// another, with a live progress line, then writes results/latest.json, results/latest.md and one
+// SVG chart per comparison.
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem, type } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { renderMarkdown, renderSvg, ratio } from './report.js'
+import type { BenchComparison, BenchFile } from './types.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const resultsDir = join(here, '..', 'results')
+const args = process.argv.slice(2)
+const quick = args.includes('--quick')
+const filters = args.filter((a) => !a.startsWith('--'))
+
+const files = readdirSync(here)
+  .filter((f) => f.endsWith('.bench.ts'))
+  .filter((f) => filters.length === 0 || filters.some((flt) => f.includes(flt)))
+  .sort()
+
+const machine = {
+  cpu: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown'}`,
+  memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
+  os: type(),
+  node: process.version,
+  date: new Date().toISOString(),
+  mode: quick ? 'quick' : 'full',
+}
+
+const started = Date.now()
+const status = (msg: string) => {
+  const line = `[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}`
+  if (process.stdout.isTTY) process.stdout.write(`\r\x1b[K${line.slice(0, (process.stdout.columns || 120) - 1)}`)
+  else console.log(line)
+}
+
+const comparisons: BenchComparison[] = []
+const failures: string[] = []
+for (const [i, file] of files.entries()) {
+  status(`(${i + 1}/${files.length}) ${file}`)
+  try {
+    const mod = (await import(pathToFileURL(join(here, file)).href)) as { default: BenchFile }
+    const result = await mod.default({ quick, progress: (m) => status(`(${i + 1}/${files.length}) ${file}: ${m}`) })
+    comparisons.push(...result)
+  } catch (error) {
+    failures.push(file)
+    console.error(`\n✖ ${file} failed:`, error)
+  }
+}
+if (process.stdout.isTTY) process.stdout.write('\n')
+
+mkdirSync(join(resultsDir, 'charts'), { recursive: true })
+writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify({ machine, comparisons }, null, 2)}\n`)
+writeFileSync(join(resultsDir, 'latest.md'), renderMarkdown(comparisons, machine, quick))
+for (const c of comparisons) writeFileSync(join(resultsDir, 'charts', `${c.id}.svg`), renderSvg(c))
+
+for (const c of comparisons) {
+  console.log(`\n${c.title}`)
+  console.table(
+    c.subjects.map((s) => ({
+      subject: s.name,
+      'ops/s': s.opsPerSec === undefined ? '' : Math.round(s.opsPerSec),
+      ratio: ratio(c, s)?.toFixed(2) ?? '',
+      ...(s.p99Ms === undefined ? {} : { 'p99 ms': s.p99Ms.toFixed(3) }),
+      ...s.extra,
+    })),
+  )
+  if (c.target) console.log(`target: ${c.target.text} -> ${c.target.met ? 'met' : 'NOT met'}`)
+}
+console.log(`\nwrote ${join('benchmarks', 'results', 'latest.md')} and ${comparisons.length} chart(s) in ${((Date.now() - started) / 1000).toFixed(0)} s`)
+if (failures.length > 0) {
+  console.error(`${failures.length} benchmark file(s) failed: ${failures.join(', ')}`)
+  process.exit(1)
+}
