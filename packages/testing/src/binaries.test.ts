@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
-import { findBinary, requireService, serviceAvailability } from './binaries.ts'
+import { findBinary, requireService, serviceAvailability } from './binaries.js'
 
 // An empty PATH dir and a non-existent PostgreSQL root: nothing can be found.
 const emptyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ri-empty-path-'))

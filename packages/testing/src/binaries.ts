@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe } from 'vitest'
-import { isCITruthy, isRoot, postgresOsUser } from './proc.ts'
+import { isCITruthy, isRoot, postgresOsUser } from './proc.js'
 
 /** Services the harness can start. */
 export type ServiceName = 'redis' | 'postgres'

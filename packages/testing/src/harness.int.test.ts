@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis, type RedisOptions as IORedisOptions } from 'ioredis'
 import pg from 'pg'
 import { afterAll, beforeAll, expect, it, vi } from 'vitest'
-import { describeWithPostgres, describeWithRedis, isPortFree, startPostgres, startRedis, type PgNode, type PostgresCluster, type RedisServer } from './index.ts'
+import { describeWithPostgres, describeWithRedis, isPortFree, startPostgres, startRedis, type PgNode, type PostgresCluster, type RedisServer } from './index.js'
 
 function processGone(pid: number): boolean {
   try {

@@ -27,7 +27,7 @@ export {
   describeWithPostgres,
   /** Binaries each service needs. */
   SERVICE_BINARIES,
-} from './binaries.ts'
+} from './binaries.js'
 export type {
   /** 'redis' | 'postgres' */
   ServiceName,
@@ -37,25 +37,36 @@ export type {
   LookupOptions,
   /** Result of serviceAvailability(). */
   ServiceAvailability,
-} from './binaries.ts'
+} from './binaries.js'
 
 export {
   /** Start redis-server on 127.0.0.1:<random port> in a temp dir; resolves when it answers PING. */
   startRedis,
-} from './redis.ts'
+} from './redis.js'
 export type {
   /** Options of startRedis(). */
   RedisOptions,
   /** Handle of a running Redis: url, stop/kill/restart/pause/resume. */
   RedisServer,
-} from './redis.ts'
+} from './redis.js'
+
+export {
+  /** Start a real local Redis Cluster (3 masters by default) on random ports. */
+  startRedisCluster,
+} from './redis-cluster.js'
+export type {
+  /** Options of startRedisCluster(). */
+  RedisClusterOptions,
+  /** `{ nodes, startupNodes, stop() }` */
+  RedisCluster,
+} from './redis-cluster.js'
 
 export {
   /** initdb + start a primary and N streaming replicas (optionally with an apply delay) on random ports. */
   startPostgres,
   /** CREATE DATABASE on a server; returns the new database's URL. */
   createDatabase,
-} from './postgres.ts'
+} from './postgres.js'
 export type {
   /** Options of startPostgres(). */
   PostgresOptions,
@@ -63,7 +74,7 @@ export type {
   PgNode,
   /** `{ primary, replicas, dir, stop() }` */
   PostgresCluster,
-} from './postgres.ts'
+} from './postgres.js'
 
 export {
   /** A port that is free on 127.0.0.1 right now (listen on 0, then close). */
@@ -72,4 +83,4 @@ export {
   isPortFree,
   /** Poll until the port can be bound, bounded by a timeout. */
   waitForPortFree,
-} from './ports.ts'
+} from './ports.js'

@@ -4,9 +4,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
-import { resolveBinaries, type BinaryName } from './binaries.ts'
-import { getFreePort, waitForPortFree } from './ports.ts'
-import { descendants, hasExited, indent, isRoot, killTree, postgresOsUser, signal, tailFile, track, waitExit, waitGone } from './proc.ts'
+import { resolveBinaries, type BinaryName } from './binaries.js'
+import { getFreePort, waitForPortFree } from './ports.js'
+import { descendants, hasExited, indent, isRoot, killTree, postgresOsUser, signal, tailFile, track, waitExit, waitGone } from './proc.js'
 
 export interface PostgresOptions {
   /** Number of streaming replicas (default 0). */

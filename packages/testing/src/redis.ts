@@ -4,9 +4,9 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { resolveBinaries } from './binaries.ts'
-import { getFreePort, waitForPortFree } from './ports.ts'
-import { hasExited, indent, killTree, signal, tailFile, track, waitExit, waitGone } from './proc.ts'
+import { resolveBinaries } from './binaries.js'
+import { getFreePort, waitForPortFree } from './ports.js'
+import { hasExited, indent, killTree, signal, tailFile, track, waitExit, waitGone } from './proc.js'
 
 export interface RedisOptions {
   /** Fixed port; default: a random free one (re-picked if it gets taken before redis binds). */
