@@ -47,7 +47,10 @@ export class Exchange {
   readonly path: string
   readonly query: string
   readonly headers: Readonly<Record<string, HeaderValue>>
+  /** Client address as resolved through `trustProxy`. */
   readonly ip: string
+  /** The socket's peer address, before any proxy header was considered. */
+  readonly remoteAddress: string | undefined
   readonly requestId: string
   /** `performance.now()` when the exchange was created. */
   readonly startedAt: number
@@ -74,6 +77,7 @@ export class Exchange {
     }
     this.headers = init.headers
     this.ip = ip
+    this.remoteAddress = init.remoteAddress
     this.requestId = requestId
     this.startedAt = startedAt
   }

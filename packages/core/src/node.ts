@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Answer, Exchange } from './exchange.js'
+import type { Answer, Exchange, ResponseHeaders } from './exchange.js'
 import type { Pipeline } from './pipeline.js'
 import { createRouter } from './router.js'
 
@@ -90,9 +90,7 @@ export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerRespon
   res.writeHead = function patchedWriteHead(this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
     res.writeHead = writeHead
     pipeline.headers(ex)
-    for (const name in ex.responseHeaders) {
-      if (!res.hasHeader(name)) res.setHeader(name, ex.responseHeaders[name]!)
-    }
+    applyFeatureHeaders(res, ex.responseHeaders)
     return writeHead.apply(this, args)
   } as ServerResponse['writeHead']
   const done = () => {
@@ -104,6 +102,23 @@ export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerRespon
   }
   res.once('finish', done)
   res.once('close', done)
+}
+
+/**
+ * Applies feature headers: the handler's own value wins for ordinary headers, but `set-cookie`
+ * is appended so a feature's cookie (read-your-writes position, session) never replaces the
+ * handler's, nor the other way round.
+ */
+export function applyFeatureHeaders(res: ServerResponse, headers: ResponseHeaders): void {
+  for (const name in headers) {
+    const value = headers[name]!
+    if (!res.hasHeader(name)) res.setHeader(name, value)
+    else if (name === 'set-cookie') {
+      const current = res.getHeader(name)
+      const list = Array.isArray(current) ? current : current === undefined ? [] : [String(current)]
+      res.setHeader(name, [...list, ...(Array.isArray(value) ? value : [value])])
+    }
+  }
 }
 
 /** Writes a feature's early answer. */

@@ -126,6 +126,19 @@ describe('pipeline over real HTTP', () => {
     expect(injected.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
   })
 
+  it('appends a feature Set-Cookie to the handler one instead of dropping either', async () => {
+    const feature: Feature = { name: 'cookie', onRequest: (ex) => ex.setHeader('set-cookie', 'ri_lsn=abc; HttpOnly') }
+    const { port } = await serve([feature], [
+      { method: 'GET', path: '/both', handler: (_q, res) => (res.setHeader('set-cookie', 'session=1'), void res.end()) },
+      { method: 'GET', path: '/feature-only', handler: (_q, res) => void res.end() },
+      { method: 'GET', path: '/other', handler: (_q, res) => (res.setHeader('x-request-id', 'mine'), void res.end()) },
+    ])
+    expect((await call(port, '/both')).headers['set-cookie']).toEqual(['session=1', 'ri_lsn=abc; HttpOnly'])
+    expect((await call(port, '/feature-only')).headers['set-cookie']).toEqual(['ri_lsn=abc; HttpOnly'])
+    // Ordinary headers: the handler's value wins.
+    expect((await call(port, '/other')).headers['x-request-id']).toBe('mine')
+  })
+
   it('a throwing feature is logged once and the request continues', async () => {
     const warnings: string[] = []
     const logger = { warn: (_o: unknown, m: string) => warnings.push(m), info() {}, error() {} } as unknown as Logger

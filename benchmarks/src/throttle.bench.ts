@@ -1,0 +1,166 @@
+/**
+ * @ri/throttle decisions per second against rate-limiter-flexible used by hand, memory and
+ * Redis, 100 concurrent callers, in one run. "By hand" is what a hand-written middleware does:
+ * `limiter.consume(ip)` then set the RateLimit headers or build a 429, the same work our
+ * feature does (rules, keys, headers), so the ratio is the price of @ri/throttle.
+ */
+import { createPipeline, type Exchange } from '@ri/core'
+import { startRedis } from '@ri/testing'
+import { createThrottle, type Throttle } from '@ri/throttle'
+import { Redis } from 'ioredis'
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
+import type { BenchComparison, BenchContext, BenchFile, BenchSubject } from './types.js'
+
+const CONCURRENCY = 100
+const CLIENTS = 1000
+
+type Op = (i: number) => Promise<unknown>
+
+async function measure(ops: number, op: Op): Promise<number> {
+  let next = 0
+  const start = performance.now()
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < ops) await op(next++ % CLIENTS)
+    }),
+  )
+  return (ops / (performance.now() - start)) * 1000
+}
+
+/** Interleaves subjects round by round and keeps each one's median, so drift hits all alike. */
+async function compare(ctx: BenchContext, label: string, ops: number, rounds: number, subjects: Record<string, Op>) {
+  const samples: Record<string, number[]> = {}
+  for (const name of Object.keys(subjects)) {
+    await measure(Math.min(ops, 20_000), subjects[name]!) // warm-up
+    samples[name] = []
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, op] of Object.entries(subjects)) samples[name]!.push(await measure(ops, op))
+    ctx.progress(`throttle ${label}: round ${r + 1}/${rounds}`)
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+  return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]))
+}
+
+function exchanges(): Exchange[] {
+  const pipeline = createPipeline([])
+  return Array.from({ length: CLIENTS }, (_, i) =>
+    pipeline.exchange({ method: 'GET', url: `/products/${i}`, route: '/products/:id', headers: {}, remoteAddress: `10.1.${i >> 8}.${i & 255}` }),
+  )
+}
+
+/** rate-limiter-flexible by hand: consume, then headers (allowed) or a 429 answer (refused). */
+function byHand(limiter: { consume(key: string, points?: number): Promise<RateLimiterRes> }, points: number, windowSec: number, exs: Exchange[]): Op {
+  const policy = `"${points}-per-${windowSec}s";q=${points};w=${windowSec}`
+  return (i) => {
+    const ex = exs[i]!
+    ex.responseHeaders['ratelimit-policy'] = undefined as unknown as string
+    return limiter.consume(ex.ip).then(
+      (r) => {
+        ex.setHeader('ratelimit-policy', policy)
+        ex.setHeader('ratelimit', `"${points}-per-${windowSec}s";r=${r.remainingPoints};t=${Math.ceil(r.msBeforeNext / 1000)}`)
+      },
+      (r: unknown) => (r instanceof RateLimiterRes ? { status: 429, headers: { 'retry-after': String(Math.ceil(r.msBeforeNext / 1000)) } } : undefined),
+    )
+  }
+}
+
+function ours(throttle: Throttle, exs: Exchange[]): { check: Op; feature: Op } {
+  const feature = throttle.feature()
+  return {
+    check: (i) => throttle.check(exs[i]!),
+    feature: (i) => {
+      const ex = exs[i]!
+      // Same reset as by hand: the feature appends to a RateLimit list another feature started.
+      ex.responseHeaders['ratelimit-policy'] = undefined as unknown as string
+      return feature.onRequest!(ex) as Promise<unknown>
+    },
+  }
+}
+
+function rows(results: Record<string, number>, extra: Record<string, Record<string, number | string>> = {}): BenchSubject[] {
+  return Object.entries(results).map(([name, opsPerSec]) => ({ name, opsPerSec: Math.round(opsPerSec), ...(extra[name] ? { extra: extra[name] } : {}) }))
+}
+
+const BASE = 'rate-limiter-flexible by hand (consume + headers)'
+
+const run: BenchFile = async (ctx) => {
+  const out: BenchComparison[] = []
+  const points = 1_000_000_000
+  const windowSec = 3600
+
+  // Memory
+  {
+    const exs = exchanges()
+    const raw = new RateLimiterMemory({ points, duration: windowSec })
+    const hand = new RateLimiterMemory({ points, duration: windowSec, keyPrefix: 'hand' })
+    const throttle = createThrottle({ default: { limit: points, window: `${windowSec}s` } })
+    const o = ours(throttle, exs)
+    const r = await compare(ctx, 'memory', ctx.quick ? 100_000 : 400_000, ctx.quick ? 3 : 7, {
+      [BASE]: byHand(hand, points, windowSec, exs),
+      'ri throttle.feature().onRequest (rules, keys, headers)': o.feature,
+      'ri throttle.check()': o.check,
+      'rate-limiter-flexible consume() alone (no middleware work)': (i) => raw.consume(exs[i]!.ip),
+    })
+    const ratio = r['ri throttle.feature().onRequest (rules, keys, headers)']! / r[BASE]!
+    out.push({
+      id: 'throttle.memory',
+      title: 'Throttle decisions per second, memory store, 100 concurrent callers',
+      baseline: BASE,
+      subjects: rows(r),
+      target: { text: 'ri feature >= 0.9x rate-limiter-flexible by hand', met: ratio >= 0.9 },
+      notes: `ratio ${ratio.toFixed(2)}; medians of interleaved rounds`,
+    })
+  }
+
+  // Redis
+  const server = await startRedis()
+  const redis = new Redis(server.url)
+  try {
+    await new Promise<void>((resolve) => redis.once('ready', () => resolve()))
+    const exs = exchanges()
+    const hand = new RateLimiterRedis({ storeClient: redis, points, duration: windowSec, keyPrefix: 'hand', insuranceLimiter: new RateLimiterMemory({ points, duration: windowSec }) })
+    const throttle = createThrottle({ store: { redis, prefix: 'bench' }, default: { limit: points, window: `${windowSec}s` } })
+    const o = ours(throttle, exs)
+    const r = await compare(ctx, 'redis', ctx.quick ? 20_000 : 60_000, ctx.quick ? 3 : 5, {
+      [BASE]: byHand(hand, points, windowSec, exs),
+      'ri throttle.feature().onRequest (rules, keys, headers)': o.feature,
+      'ri throttle.check()': o.check,
+    })
+
+    // Round trips per decision: client commands Redis counted, per decision.
+    const calls = async () => {
+      const info = await redis.info('commandstats')
+      let total = 0
+      for (const m of info.matchAll(/^cmdstat_(evalsha|eval|multi|get|incrby|set):calls=(\d+)/gm)) if (m[1] === 'evalsha' || m[1] === 'eval' || m[1] === 'multi') total += Number(m[2])
+      return total
+    }
+    const n = 1000
+    const c0 = await calls()
+    for (let i = 0; i < n; i++) await throttle.check(exs[i % CLIENTS]!)
+    const perDecision = ((await calls()) - c0) / n
+    const blocked = createThrottle({ store: { redis, prefix: 'bench-blocked' }, default: { limit: 1, window: '1h' } })
+    const one = exs[0]!
+    await blocked.check(one)
+    await blocked.check(one) // refusal: the key is now blocked in memory
+    const c1 = await calls()
+    for (let i = 0; i < n; i++) await blocked.check(one)
+    const perBlocked = ((await calls()) - c1) / n
+
+    const ratio = r['ri throttle.feature().onRequest (rules, keys, headers)']! / r[BASE]!
+    out.push({
+      id: 'throttle.redis',
+      title: 'Throttle decisions per second, Redis store, 100 concurrent callers',
+      baseline: BASE,
+      subjects: rows(r, { 'ri throttle.check()': { 'round trips / decision': perDecision, 'round trips / in-memory-blocked decision': perBlocked } }),
+      target: { text: 'ri feature >= 0.9x by hand; 1 round trip per decision, 0 when blocked in memory', met: ratio >= 0.9 && perDecision === 1 && perBlocked === 0 },
+      notes: `ratio ${ratio.toFixed(2)}; round trips per decision ${perDecision}, in-memory-blocked ${perBlocked}`,
+    })
+  } finally {
+    redis.disconnect()
+    await server.stop()
+  }
+  return out
+}
+
+export default run
