@@ -1,11 +1,10 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { context, type Context, type ContextManager, ROOT_CONTEXT, type Span, type SpanOptions, trace, type Tracer } from '@opentelemetry/api'
+import { context, type Span, type SpanOptions, trace, type Tracer } from '@opentelemetry/api'
 import { createEvents, createPipeline, noopLogger, type RiEventMap } from '@ri/core'
 import { createNodeHandler } from '@ri/core/node'
-import { describeWithPostgres, type PostgresCluster, startPostgres } from '@ri/testing'
-import { AsyncLocalStorage } from 'node:async_hooks'
+import { describeWithPostgres, type PostgresCluster, registerTestContextManager, startPostgres } from '@ri/testing'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { runDbNodeContract } from './node.contract.js'
@@ -371,20 +370,8 @@ describeWithPostgres('@ri/db against a real primary + streaming replica', () => 
         throw new Error('unused')
       }) as Tracer['startActiveSpan'],
     }
-    const als = new AsyncLocalStorage<Context>()
-    const manager: ContextManager = {
-      active: () => als.getStore() ?? ROOT_CONTEXT,
-      with: (ctx, fn, thisArg, ...args) => als.run(ctx, () => fn.call(thisArg, ...args)),
-      bind: (_ctx, target) => target,
-      enable() {
-        return this
-      },
-      disable() {
-        return this
-      },
-    }
     expect(trace.setGlobalTracerProvider({ getTracer: () => tracer })).toBe(true)
-    expect(context.setGlobalContextManager(manager)).toBe(true)
+    const disposeContext = registerTestContextManager()
     try {
       const db = makeRouter()
       await db.ready()
@@ -401,7 +388,7 @@ describeWithPostgres('@ri/db against a real primary + streaming replica', () => 
       ])
     } finally {
       trace.disable()
-      context.disable()
+      disposeContext()
     }
   })
 

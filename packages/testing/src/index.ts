@@ -84,3 +84,39 @@ export {
   /** Poll until the port can be bound, bounded by a timeout. */
   waitForPortFree,
 } from './ports.js'
+
+export {
+  /** The shared HTTP conformance suite every adapter runs against a real server (see conformance/suite.ts). */
+  runConformance,
+  /** Raw bytes on a fresh socket (malformed input the HTTP client refuses to send). */
+  rawRequest,
+  /** The one route table every setup serves. */
+  conformanceRoutes,
+  /** Server-side recordings of the suite. */
+  createProbe,
+  /** The suite's global test features. */
+  globalFeatures,
+  BYTES_BODY,
+} from './conformance/index.js'
+export type {
+  Probe,
+  Observation,
+  ConformanceRequest,
+  ConformanceResponse,
+  ConformanceRoute,
+  ConformanceRiOptions,
+  ConformanceServer,
+  StartSetup,
+  FeatureLike,
+  ExchangeLike,
+  AnswerLike,
+  EventsLike,
+  HttpRequestEvent,
+} from './conformance/index.js'
+
+export {
+  /** Registers an AsyncLocalStorage OpenTelemetry context manager for tests; returns its disposer. */
+  registerTestContextManager,
+  /** A context whose active span carries the given trace and span ids. */
+  contextWithSpan,
+} from './otel.js'

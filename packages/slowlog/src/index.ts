@@ -1,0 +1,13 @@
+export {
+  createSlowLog,
+  setSlowThreshold,
+  redactQuery,
+  DEFAULTS,
+  SENSITIVE_HEADERS,
+  CENSOR,
+  type SlowLog,
+  type SlowLogOptions,
+  type SlowLogLine,
+  type SlowLogLevel,
+  type QueryMode,
+} from './slowlog.js'
