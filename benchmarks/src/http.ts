@@ -1,8 +1,85 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 
+const here = dirname(fileURLToPath(import.meta.url))
+
 /** One autocannon run; returns req/s and latency percentiles (ms). */
-export async function autocannonRun(url: string, seconds: number, options: { connections?: number; pipelining?: number } = {}) {
-  const result = await autocannon({ url, duration: seconds, connections: options.connections ?? 50, pipelining: options.pipelining ?? 1 })
+export async function autocannonRun(url: string, seconds: number, options: { connections?: number; pipelining?: number; headers?: Record<string, string> } = {}) {
+  const result = await autocannon({
+    url,
+    duration: seconds,
+    connections: options.connections ?? 50,
+    pipelining: options.pipelining ?? 1,
+    headers: options.headers,
+  })
   if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`)
   return { opsPerSec: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99 }
+}
+
+export interface ChildServer {
+  readonly url: string
+  close(): Promise<void>
+}
+
+/**
+ * Starts the server a `servers/*.ts` module exports under `name` in its own Node process, so the
+ * load generator and the server under test never share an event loop.
+ */
+export async function serveInChild(module: string, name: string): Promise<ChildServer> {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(here, 'servers', 'child.ts'), module, name], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, NODE_ENV: 'production' },
+  })
+  let out = ''
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${module}#${name} did not start: ${out}`)), 30_000)
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk
+      const m = /^listening (\S+)$/m.exec(out)
+      if (m) {
+        clearTimeout(timer)
+        resolve(m[1]!)
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`${module}#${name} exited (${code}): ${out}`)))
+  })
+  return {
+    url,
+    close: async () => {
+      if (child.exitCode !== null) return
+      child.kill('SIGTERM')
+      await once(child, 'exit')
+    },
+  }
+}
+
+/** Measures each server in turn, in rounds, and keeps each subject's median round (noise control). */
+export async function compareServers(
+  subjects: ReadonlyArray<{ name: string; module: string; server: string; path: string; headers?: Record<string, string> }>,
+  options: { seconds: number; rounds: number; progress: (m: string) => void },
+) {
+  const runs = new Map<string, Array<{ opsPerSec: number; p50Ms: number; p99Ms: number }>>()
+  const servers = await Promise.all(subjects.map((s) => serveInChild(s.module, s.server)))
+  try {
+    for (let round = 0; round < options.rounds; round++) {
+      // Rotate the order each round so no subject always runs first (warm-up, thermal drift).
+      for (let k = 0; k < subjects.length; k++) {
+        const i = (k + round) % subjects.length
+        const s = subjects[i]!
+        options.progress(`round ${round + 1}/${options.rounds}: ${s.name}`)
+        const r = await autocannonRun(`${servers[i]!.url}${s.path}`, options.seconds, { headers: s.headers })
+        runs.set(s.name, [...(runs.get(s.name) ?? []), r])
+      }
+    }
+  } finally {
+    await Promise.all(servers.map((s) => s.close()))
+  }
+  return subjects.map((s) => {
+    const list = [...runs.get(s.name)!].sort((a, b) => a.opsPerSec - b.opsPerSec)
+    const median = list[Math.floor(list.length / 2)]!
+    return { name: s.name, ...median }
+  })
 }

@@ -51,36 +51,66 @@ export function createNodeHandler(pipeline: Pipeline, routes: readonly NodeRoute
       remoteAddress: req.socket.remoteAddress,
     })
     bindResponse(pipeline, ex, res)
-    const ctx: NodeContext = {
-      exchange: ex,
-      params: match?.params ?? {},
-      async send(status, body, headers) {
-        res.statusCode = status
-        if (headers) for (const [k, v] of Object.entries(headers)) res.setHeader(k, v)
-        const out = await pipeline.send(ex, body)
-        if (!res.headersSent && !res.hasHeader('content-length')) res.setHeader('content-length', Buffer.byteLength(out))
-        res.end(req.method === 'HEAD' ? undefined : out)
-      },
-      json(status, value, headers) {
-        return ctx.send(status, JSON.stringify(value), { 'content-type': 'application/json; charset=utf-8', ...headers })
-      },
-    }
+    const ctx = new Context(pipeline, ex, req, res, match?.params ?? EMPTY_PARAMS)
     const handler = match?.value ?? notFound
-    const run = async () => {
-      const answer = await pipeline.request(ex)
+    const fail = (error: unknown) => failed(pipeline, ex, res, error)
+    // Stays synchronous while features answer synchronously: no promise per request on that path.
+    const proceed = (answer: Answer | undefined) => {
       if (answer) return writeAnswer(res, answer, req.method === 'HEAD')
-      await handler(req, res, ctx)
+      const result = handler(req, res, ctx)
+      if (result) result.catch(fail)
     }
-    run().catch((error: unknown) => {
-      pipeline.logger.error({ err: error, requestId: ex.requestId }, 'request handler failed')
-      if (!res.headersSent) {
-        res.statusCode = 500
-        res.setHeader('content-type', 'application/json; charset=utf-8')
-        res.end('{"error":"Internal Server Error"}')
-      } else {
-        res.destroy()
-      }
-    })
+    try {
+      const answer = pipeline.request(ex)
+      if (answer instanceof Promise) answer.then(proceed).catch(fail)
+      else proceed(answer)
+    } catch (error) {
+      fail(error)
+    }
+  }
+}
+
+const EMPTY_PARAMS: Record<string, string> = Object.freeze(Object.create(null))
+const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
+
+class Context implements NodeContext {
+  constructor(
+    private readonly pipeline: Pipeline,
+    readonly exchange: Exchange,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    readonly params: Record<string, string>,
+  ) {}
+
+  send(status: number, body: string | Uint8Array, headers?: Record<string, string>): Promise<void> {
+    const res = this.res
+    res.statusCode = status
+    if (headers) for (const k in headers) res.setHeader(k, headers[k]!)
+    const out = this.pipeline.send(this.exchange, body)
+    if (out instanceof Promise) return out.then((b) => this.end(b))
+    this.end(out)
+    return Promise.resolve()
+  }
+
+  json(status: number, value: unknown, headers?: Record<string, string>): Promise<void> {
+    return this.send(status, JSON.stringify(value), headers ? { ...JSON_TYPE, ...headers } : JSON_TYPE)
+  }
+
+  private end(body: string | Uint8Array): void {
+    const res = this.res
+    if (!res.headersSent && !res.hasHeader('content-length')) res.setHeader('content-length', Buffer.byteLength(body))
+    res.end(this.req.method === 'HEAD' ? undefined : body)
+  }
+}
+
+function failed(pipeline: Pipeline, ex: Exchange, res: ServerResponse, error: unknown): void {
+  pipeline.logger.error({ err: error, requestId: ex.requestId }, 'request handler failed')
+  if (!res.headersSent) {
+    res.statusCode = 500
+    res.setHeader('content-type', 'application/json; charset=utf-8')
+    res.end('{"error":"Internal Server Error"}')
+  } else {
+    res.destroy()
   }
 }
 
@@ -100,7 +130,7 @@ export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerRespon
       responseBytes: Number(res.getHeader('content-length')) || undefined,
     })
   }
-  res.once('finish', done)
+  // 'close' follows 'finish' on a completed response and is the only event of an aborted one.
   res.once('close', done)
 }
 

@@ -103,6 +103,19 @@ export function createPipeline(features: readonly Feature[], options: PipelineOp
     return undefined
   }
 
+  const runSend = async (ex: Exchange, body: Uint8Array | string): Promise<Uint8Array | string> => {
+    let current = body
+    for (const f of onSend) {
+      try {
+        const next = await f.onSend!(ex, current)
+        if (next !== undefined) current = next
+      } catch (error) {
+        failed(f, 'onSend', error)
+      }
+    }
+    return current
+  }
+
   return {
     features: list,
     events,
@@ -137,17 +150,8 @@ export function createPipeline(features: readonly Feature[], options: PipelineOp
         }
       }
     },
-    async send(ex, body) {
-      let current = body
-      for (const f of onSend) {
-        try {
-          const next = await f.onSend!(ex, current)
-          if (next !== undefined) current = next
-        } catch (error) {
-          failed(f, 'onSend', error)
-        }
-      }
-      return current
+    send(ex, body) {
+      return onSend.length === 0 ? body : runSend(ex, body)
     },
     finish(ex, result) {
       if (ex.finished) return
