@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { describeWithRedis, type RedisServer, startRedis } from '@ri/testing'
+import { describeWithRedis, type RedisCluster, type RedisServer, startRedis, startRedisCluster } from '@ri/testing'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -36,17 +36,21 @@ function startWorker(url: string, prefix: string, concurrency: number, limit: nu
 
 describeWithRedis('exactness across processes (real Redis, real child processes)', () => {
   let redis: RedisServer
+  let cluster: RedisCluster
   const children: ChildProcess[] = []
   beforeAll(async () => {
-    redis = await startRedis()
+    ;[redis, cluster] = await Promise.all([startRedis(), startRedisCluster()])
   })
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
-    await redis?.stop()
+    await Promise.all([redis?.stop(), cluster?.stop()])
   })
 
-  it('4 processes x 500 concurrent requests on one key with limit 100 -> exactly 100 allowed', async () => {
-    const workers = Array.from({ length: 4 }, () => startWorker(redis.url, 'exact', 500, 100))
+  it.each([
+    ['a single Redis', () => redis.url],
+    ['a three-master Redis Cluster', () => `cluster:${cluster.startupNodes.map((n) => `${n.host}:${n.port}`).join(',')}`],
+  ])('4 processes x 500 concurrent requests on one key with limit 100 -> exactly 100 allowed, on %s', async (_label, target) => {
+    const workers = Array.from({ length: 4 }, () => startWorker(target(), 'exact', 500, 100))
     children.push(...workers.map((w) => w.child))
     for (const w of workers) expect(await w.nextLine()).toBe('ready')
     for (const w of workers) w.child.stdin!.write('go\n')

@@ -3,11 +3,14 @@
  * stdin, fires N concurrent checks against one key, prints the counts as JSON.
  */
 import { createPipeline } from '@ri/core'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { createThrottle } from '../index.js'
 
 const [url, prefix, concurrency, limit] = [process.argv[2]!, process.argv[3]!, Number(process.argv[4]), Number(process.argv[5])]
-const redis = new Redis(url, { lazyConnect: false })
+// `cluster:host:port,host:port` connects to a Redis Cluster, anything else is a single Redis URL.
+const redis = url.startsWith('cluster:')
+  ? new Cluster(url.slice('cluster:'.length).split(',').map((hp) => ({ host: hp.split(':')[0]!, port: Number(hp.split(':')[1]) })))
+  : new Redis(url, { lazyConnect: false })
 await new Promise<void>((resolve) => redis.once('ready', () => resolve()))
 const throttle = createThrottle({
   store: { redis, prefix },
