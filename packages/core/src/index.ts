@@ -36,3 +36,5 @@ export { Exchange, type ExchangeInit, type Answer, type FinishInfo, type Respons
 export { createPipeline, type Pipeline, type PipelineOptions, type Feature, type MaybePromise, jsonAnswer } from './pipeline.js'
 export { createRouter, type Router, type RouteMatch } from './router.js'
 export { createRiPipeline, type RiOptions, type FeatureProvider, type MetricsProvider } from './compose.js'
+export { featureSet, type FeatureSet } from './route-features.js'
+export { beginSend, endSend, type SendSnapshot } from './send-contract.js'

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Answer, Exchange, ResponseHeaders } from './exchange.js'
+import { beginSend, endSend } from './send-contract.js'
 import type { Pipeline } from './pipeline.js'
 import { createRouter } from './router.js'
 
@@ -35,6 +36,7 @@ export interface NodeRoute {
 export function createNodeHandler(pipeline: Pipeline, routes: readonly NodeRoute[]): (req: IncomingMessage, res: ServerResponse) => void {
   const router = createRouter<NodeHandler>()
   for (const r of routes) router.add(r.method, r.path, r.handler)
+  const hasSend = pipeline.features.some((f) => f.onSend)
   const notFound: NodeHandler = (_req, _res, ctx) => ctx.json(404, { error: 'Not Found' })
 
   return (req, res) => {
@@ -51,7 +53,7 @@ export function createNodeHandler(pipeline: Pipeline, routes: readonly NodeRoute
       remoteAddress: req.socket.remoteAddress,
     })
     bindResponse(pipeline, ex, res)
-    const ctx = new Context(pipeline, ex, req, res, match?.params ?? EMPTY_PARAMS)
+    const ctx = new Context(pipeline, ex, req, res, match?.params ?? EMPTY_PARAMS, hasSend)
     const handler = match?.value ?? notFound
     const fail = (error: unknown) => failed(pipeline, ex, res, error)
     // Stays synchronous while features answer synchronously: no promise per request on that path.
@@ -70,6 +72,7 @@ export function createNodeHandler(pipeline: Pipeline, routes: readonly NodeRoute
   }
 }
 
+const RESOLVED = Promise.resolve()
 const EMPTY_PARAMS: Record<string, string> = Object.freeze(Object.create(null))
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
 
@@ -80,16 +83,29 @@ class Context implements NodeContext {
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     readonly params: Record<string, string>,
+    private readonly hasSend: boolean,
   ) {}
 
   send(status: number, body: string | Uint8Array, headers?: Record<string, string>): Promise<void> {
     const res = this.res
     res.statusCode = status
     if (headers) for (const k in headers) res.setHeader(k, headers[k]!)
+    if (!this.hasSend) {
+      this.end(body)
+      return RESOLVED
+    }
+    // onSend features see the handler's status and headers (the core send contract).
+    const snapshot = beginSend(this.exchange, status, handlerHeadersOf(res))
+    const flush = (out: string | Uint8Array) => {
+      const changed = endSend(this.exchange, snapshot)
+      if (changed) for (const name in changed) res.setHeader(name, changed[name]!)
+      if (out !== body) res.removeHeader('content-length')
+      this.end(out)
+    }
     const out = this.pipeline.send(this.exchange, body)
-    if (out instanceof Promise) return out.then((b) => this.end(b))
-    this.end(out)
-    return Promise.resolve()
+    if (out instanceof Promise) return out.then(flush)
+    flush(out)
+    return RESOLVED
   }
 
   json(status: number, value: unknown, headers?: Record<string, string>): Promise<void> {
@@ -101,6 +117,17 @@ class Context implements NodeContext {
     if (!res.headersSent && !res.hasHeader('content-length')) res.setHeader('content-length', Buffer.byteLength(body))
     res.end(this.req.method === 'HEAD' ? undefined : body)
   }
+}
+
+/** The headers a handler set on a node response, as the exchange's header map (numbers as strings). */
+export function handlerHeadersOf(res: ServerResponse): ResponseHeaders {
+  const headers = res.getHeaders()
+  const out: ResponseHeaders = Object.create(null)
+  for (const name in headers) {
+    const v = headers[name]
+    if (v !== undefined) out[name] = typeof v === 'number' ? String(v) : v
+  }
+  return out
 }
 
 function failed(pipeline: Pipeline, ex: Exchange, res: ServerResponse, error: unknown): void {

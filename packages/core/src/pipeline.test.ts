@@ -206,3 +206,33 @@ describe('router', () => {
     expect(r.match('GET', '/users/%E0%A4%A')?.params.id).toBe('%E0%A4%A')
   })
 })
+
+describe('node binding send contract', () => {
+  it('onSend sees the handler status and headers and may change them', async () => {
+    const seen: Array<[number, string | string[] | undefined]> = []
+    const feature: Feature = {
+      name: 'etag',
+      onSend: (ex, body) => {
+        seen.push([ex.status, ex.responseHeaders['cache-control']])
+        ex.setHeader('etag', '"abc"')
+        ex.setHeader('cache-control', 'public, max-age=5')
+        return `${body}!`
+      },
+    }
+    const pipeline = createPipeline([feature])
+    server = createServer(
+      createNodeHandler(pipeline, [
+        { method: 'GET', path: '/', handler: (_q, res, ctx) => (res.setHeader('cache-control', 'no-cache'), ctx.send(201, 'made')) },
+      ]),
+    )
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const reply = await call((server.address() as AddressInfo).port, '/')
+    expect(seen).toEqual([[201, 'no-cache']])
+    expect(reply.status).toBe(201)
+    expect(reply.body).toBe('made!')
+    expect(reply.headers['content-length']).toBe('5')
+    expect(reply.headers.etag).toBe('"abc"')
+    expect(reply.headers['cache-control']).toBe('public, max-age=5')
+  })
+})

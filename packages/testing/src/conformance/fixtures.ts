@@ -164,6 +164,9 @@ export function conformanceRoutes(probe: Probe): ConformanceRoute[] {
       ex.setHeader('x-from-send', 'feature')
       return ex.headers['x-replace'] === '1' ? 'replaced ✓' : undefined
     },
+    onHeaders(ex) {
+      ex.setHeader('set-cookie', 'feature=2; Path=/')
+    },
     onResponse(ex, info) {
       ex.state['conformance.routeFinished'] = info.status
     },
@@ -225,7 +228,7 @@ export function conformanceRoutes(probe: Probe): ConformanceRoute[] {
       features: [routeSend],
       handler: () => {
         count('/bytes')
-        return { status: 200, headers: { 'content-type': 'application/json; charset=utf-8', 'x-from-send': 'handler' }, body: BYTES_BODY }
+        return { status: 200, headers: { 'content-type': 'application/json; charset=utf-8', 'x-from-send': 'handler', 'set-cookie': 'handler=1; Path=/' }, body: BYTES_BODY }
       },
     },
   ]

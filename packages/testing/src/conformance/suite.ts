@@ -202,6 +202,9 @@ export function runConformance(name: string, start: StartSetup): void {
         const id = rid('contract')
         const r = await get(base, '/bytes', { 'x-request-id': id })
         expect(r.headers['x-from-send']).toBe('feature')
+        // the handler's cookie and the feature's, each once
+        const cookies = ([] as string[]).concat(r.headers['set-cookie'] ?? []).sort()
+        expect(cookies).toEqual(['feature=2; Path=/', 'handler=1; Path=/'])
         expect(r.headers['content-type']).toBe('application/json; charset=utf-8')
         const o = await finished(probe, id)
         expect(o.sendStatus).toBe(200)
@@ -302,6 +305,12 @@ export function runConformance(name: string, start: StartSetup): void {
           expect(raw.status).toBeGreaterThan(0)
           expect(raw.status).toBeLessThan(500)
         }
+      })
+
+      it('answers an absolute-form request target without a 5xx', async () => {
+        const raw = await rawRequest(base, `GET http://example.com/users/5 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n`)
+        expect(raw.status).toBeGreaterThan(0)
+        expect(raw.status).toBeLessThan(500)
       })
 
       it('answers a huge header (over the server limit) without a 5xx', async () => {

@@ -1,0 +1,59 @@
+import { describeWithRedis, type RedisServer, startRedis } from '@ri/testing'
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { spawnWorker, type Worker } from './fixtures/spawn.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describeWithRedis('cache across real processes sharing one Redis', () => {
+  let redis: RedisServer
+  let admin: Redis
+  let workers: Worker[] = []
+
+  beforeAll(async () => {
+    redis = await startRedis()
+    admin = new Redis(redis.url)
+    admin.on('error', () => {})
+    // Four processes, started once (process start-up dominates on a small machine).
+    workers = Array.from({ length: 4 }, () => spawnWorker({ REDIS_URL: redis.url, LOCK: '1', CACHE_PREFIX: 'mp:' }))
+    const ready = await Promise.all(workers.map((w) => w.send<boolean>({ op: 'ready' })))
+    expect(ready.every(Boolean)).toBe(true)
+  })
+  afterAll(async () => {
+    await Promise.all(workers.map((w) => w.close()))
+    admin?.disconnect()
+    await redis?.stop()
+  })
+
+  it('1,000 concurrent misses across 4 processes with the distributed lock: exactly one loader call', async () => {
+    const results = await Promise.all(workers.map((w) => w.send<string[]>({ op: 'getOrSet', key: 'hot', value: 'v', delayMs: 100, concurrency: 250 })))
+    expect(results.flat()).toHaveLength(1_000)
+    expect(results.flat().every((r) => r === 'v')).toBe(true)
+    expect(Number(await admin.get('mp:loads:hot'))).toBe(1)
+  })
+
+  for (const n of [2, 4]) {
+    it(`${n} processes: invalidateTags in one is seen by the others' next read`, async () => {
+      const group = workers.slice(0, n)
+      const key = `user${n}`
+      const tag = `user:${n}`
+      for (const w of group) expect(await w.send({ op: 'getOrSet', key, value: 'v1', tags: [tag] })).toEqual(['v1'])
+      for (const w of group) expect(await w.send({ op: 'get', key })).toBe('v1') // in every L1 now
+      await group[0]!.send({ op: 'invalidate', tags: [tag] })
+      // The bus message is already in each subscriber's socket when invalidateTags resolves
+      // (published by the same Redis script); give the receiving event loops one beat to read it.
+      await sleep(5)
+      for (const w of group.slice(1)) expect(await w.send({ op: 'get', key })).toBeNull()
+      expect(await group[1]!.send({ op: 'getOrSet', key, value: 'v2', tags: [tag] })).toEqual(['v2'])
+      for (const w of group) expect(await w.send({ op: 'get', key })).toBe('v2')
+    })
+  }
+
+  it('set in one process drops the key from the other processes\' L1', async () => {
+    await workers[0]!.send({ op: 'set', key: 'shared', value: 1 })
+    for (const w of workers) expect(await w.send({ op: 'get', key: 'shared' })).toBe(1)
+    await workers[3]!.send({ op: 'set', key: 'shared', value: 2 })
+    await sleep(5)
+    for (const w of workers) expect(await w.send({ op: 'get', key: 'shared' })).toBe(2)
+  })
+})

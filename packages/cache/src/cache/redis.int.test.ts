@@ -1,0 +1,315 @@
+import { describeWithRedis, type RedisServer, startRedis } from '@ri/testing'
+import { Redis } from 'ioredis'
+import { Packr } from 'msgpackr'
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import { type Cache, type CacheOptions, createCache } from '../index.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function until(fn: () => boolean | Promise<boolean>, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await sleep(10)
+  }
+}
+
+describeWithRedis('cache over real Redis (L1 + L2 + bus)', () => {
+  let redis: RedisServer
+  let admin: Redis
+  const open: Cache[] = []
+  let prefixN = 0
+  let prefix = ''
+
+  beforeAll(async () => {
+    redis = await startRedis()
+    admin = new Redis(redis.url)
+    admin.on('error', () => {})
+  })
+  afterAll(async () => {
+    admin?.disconnect()
+    await redis?.stop()
+  })
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((c) => c.close()))
+  })
+
+  /** A cache on its own connections: one "instance". Each test gets its own key prefix. */
+  const instance = async (options: CacheOptions = {}): Promise<Cache> => {
+    const cache = createCache({ l2: redis.url, prefix, timeouts: { l2: 300 }, ...options })
+    open.push(cache)
+    if (options.bus !== false) await until(() => cache.stats().bus?.connected === true)
+    return cache
+  }
+  const fresh = () => {
+    prefix = `t${++prefixN}:`
+  }
+
+  it('an L2 hit fills L1; hits cost 0 round trips in L1 and 1 in L2; a full miss at most 3', async () => {
+    fresh()
+    const a = await instance()
+    const b = await instance()
+    await a.set('k', { n: 1 }, { tags: ['t1'] })
+    await sleep(5) // let b see the bus message for 'k' before it reads (a read racing it is not cached)
+    let before = b.stats().l2.requests
+    expect(await b.get('k')).toEqual({ n: 1 })
+    // first sight of tag t1 on b: GET + one pipelined HMGET
+    expect(b.stats().l2.requests - before).toBeLessThanOrEqual(2)
+    await a.set('k2', { n: 2 }, { tags: ['t1'] })
+    await sleep(5)
+    before = b.stats().l2.requests
+    expect(await b.get('k2')).toEqual({ n: 2 })
+    expect(b.stats().l2.requests - before).toBe(1) // tags known: value and versions in 1 round trip
+    before = b.stats().l2.requests
+    expect(await b.get('k')).toEqual({ n: 1 })
+    expect(await b.getOrSet('k', () => ({ n: 2 }))).toEqual({ n: 1 })
+    expect(b.stats().l2.requests - before).toBe(0)
+
+    before = b.stats().l2.requests
+    await b.getOrSet('miss', () => 'loaded', { tags: ['x'] })
+    expect(b.stats().l2.requests - before).toBeLessThanOrEqual(2)
+
+    const locked = await instance({ lock: true })
+    before = locked.stats().l2.requests
+    await locked.getOrSet('miss2', () => 'loaded', { tags: ['x'] })
+    expect(locked.stats().l2.requests - before).toBeLessThanOrEqual(3)
+
+    before = b.stats().l2.requests
+    await a.setMany([
+      { key: 'm1', value: 1 },
+      { key: 'm2', value: 2, tags: ['t'] },
+    ])
+    expect(await b.getMany(['m1', 'm2', 'm3'])).toEqual([1, 2, undefined])
+    expect(b.stats().l2.requests - before).toBe(1)
+  })
+
+  it('getOrSetMany: one read round trip, one write round trip, the loader sees only the misses', async () => {
+    fresh()
+    const a = await instance()
+    const b = await instance()
+    await a.set('x1', 1)
+    const before = b.stats().l2.requests
+    const seen: string[][] = []
+    const out = await b.getOrSetMany(['x1', 'x2', 'x3'], (missing) => {
+      seen.push(missing)
+      return missing.map((k) => k.toUpperCase())
+    })
+    expect(out).toEqual([1, 'X2', 'X3'])
+    expect(seen).toEqual([['x2', 'x3']])
+    expect(b.stats().l2.requests - before).toBe(2)
+    await sleep(5)
+    expect(await a.getMany(['x1', 'x2', 'x3'])).toEqual([1, 'X2', 'X3'])
+  })
+
+  it('lock waiters are woken by the bus when the holder writes (no full backoff wait)', async () => {
+    fresh()
+    const [a, b] = await Promise.all([instance({ lock: true }), instance({ lock: true })])
+    let calls = 0
+    const loader = async () => {
+      calls++
+      await sleep(200)
+      return 'v'
+    }
+    const t0 = Date.now()
+    const [ra, rb] = await Promise.all([a.getOrSet('wake', loader), sleep(10).then(() => b.getOrSet('wake', loader))])
+    expect([ra, rb]).toEqual(['v', 'v'])
+    expect(calls).toBe(1)
+    // b's polls (backoff 5..100 ms) would next look at ~265 ms; the bus wakes it at ~200 ms
+    expect(Date.now() - t0).toBeLessThan(250)
+  })
+
+  it('set/delete/invalidateTags in one instance are seen by the other on its next read', async () => {
+    fresh()
+    const a = await instance()
+    const b = await instance()
+    await a.set('user', 'v1', { tags: ['user:1'] })
+    expect(await b.get('user')).toBe('v1') // now in b's L1
+    await a.set('user', 'v2', { tags: ['user:1'] })
+    await until(async () => (await b.get('user')) === 'v2', 1_000)
+
+    await a.invalidateTags(['user:1'])
+    await sleep(5)
+    expect(await b.get('user')).toBeUndefined()
+    expect(await b.getOrSet('user', () => 'v3', { tags: ['user:1'] })).toBe('v3')
+    expect(await a.get('user')).toBe('v3')
+
+    await b.delete('user')
+    await sleep(5)
+    expect(await a.get('user')).toBeUndefined()
+  })
+
+  it('expire-by-tag keeps the value as a stale fallback in L2; delete-by-tag does not', async () => {
+    fresh()
+    const a = await instance({ grace: '1m' })
+    const b = await instance({ grace: '1m' })
+    await a.set('p', 'old', { tags: ['products'] })
+    await a.invalidateTags(['products'])
+    await sleep(5)
+    expect(await b.get('p')).toBeUndefined()
+    expect(await b.getOrSet('p', () => Promise.reject(new Error('db down')))).toBe('old')
+    await a.set('q', 'old', { tags: ['products'] })
+    await a.invalidateTags(['products'], { mode: 'delete' })
+    await sleep(5)
+    await expect(b.getOrSet('q', () => Promise.reject(new Error('db down')))).rejects.toThrow('db down')
+  })
+
+  it('clear() clears one namespace on every instance and nothing else', async () => {
+    fresh()
+    const a = await instance()
+    const b = await instance()
+    await a.namespace('users').set('k', 'u')
+    await a.namespace('posts').set('k', 'p')
+    await a.set('k', 'root')
+    expect(await b.namespace('users').get('k')).toBe('u')
+    await a.namespace('users').clear()
+    await sleep(5)
+    expect(await b.namespace('users').get('k')).toBeUndefined()
+    expect(await a.namespace('users').get('k')).toBeUndefined()
+    expect(await b.namespace('posts').get('k')).toBe('p')
+    expect(await b.get('k')).toBe('root')
+    // writes after the clear are visible
+    await a.namespace('users').set('k', 'u2')
+    expect(await b.namespace('users').get('k')).toBe('u2')
+  })
+
+  it('distributed lock: concurrent misses on several instances call the loader once', async () => {
+    fresh()
+    const instances = await Promise.all([1, 2, 3].map(() => instance({ lock: { lease: '5s', wait: '3s' } })))
+    let calls = 0
+    const loader = async () => {
+      calls++
+      await sleep(80)
+      return 'v'
+    }
+    const results = await Promise.all(instances.flatMap((c) => Array.from({ length: 20 }, () => c.getOrSet('hot', loader))))
+    expect(results.every((r) => r === 'v')).toBe(true)
+    expect(calls).toBe(1)
+  })
+
+  it('a dead lock holder never deadlocks waiters: they load after the wait budget', async () => {
+    fresh()
+    const c = await instance({ lock: { lease: '10s', wait: 150 } })
+    // a lock held by a process that died (never released)
+    await admin.set(`${prefix}j1::{orphan}:lock`, 'someone-else', 'PX', 10_000)
+    const t0 = Date.now()
+    expect(await c.getOrSet('orphan', () => 'loaded')).toBe('loaded')
+    expect(Date.now() - t0).toBeLessThan(1_000)
+    expect(await admin.get(`${prefix}j1::{orphan}:lock`)).toBe('someone-else') // not ours: left alone
+  })
+
+  it('corrupt bytes and __proto__ payloads in Redis are a miss, never a crash or a pollution', async () => {
+    fresh()
+    const warnings: unknown[] = []
+    const logger = { trace() {}, debug() {}, info() {}, warn: (o: unknown) => warnings.push(o), error() {}, fatal() {}, child: () => logger }
+    const c = await instance({ logger: logger as never })
+    await admin.set(`${prefix}j1::{corrupt}`, Buffer.from([0xff, 0x00, 0x0a, 0x0a, 0x0a, 0x7b]))
+    await admin.set(`${prefix}j1::{garbage}`, 'not an entry at all')
+    expect(await c.get('corrupt')).toBeUndefined()
+    expect(await c.get('garbage')).toBeUndefined()
+    expect(await c.getOrSet('corrupt', () => 'reloaded')).toBe('reloaded')
+    const now = Date.now()
+    await admin.set(`${prefix}j1::{evil}`, `#ns:\n0\n${now + 60_000},${now + 60_000},${now},0\n{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"ok":1}`)
+    const v = (await c.get<Record<string, unknown>>('evil'))!
+    expect(v.ok).toBe(1)
+    expect(Object.getPrototypeOf(v)).toBe(Object.prototype)
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    expect(Object.assign({}, v).polluted).toBeUndefined()
+    expect(warnings.length).toBeGreaterThanOrEqual(2)
+    expect(c.stats().l2.decodeErrors).toBeGreaterThanOrEqual(2)
+  })
+
+  it('pluggable codec (msgpackr) and compression round-trip; the codec id is in the key prefix', async () => {
+    fresh()
+    const packr = new Packr({ useRecords: false })
+    const serializer = { id: 'mp1', encode: (v: unknown) => packr.pack(v), decode: (b: Buffer) => packr.unpack(b) }
+    const a = await instance({ serializer, compression: { threshold: 100 } })
+    const b = await instance({ serializer, compression: { threshold: 100 } })
+    const value = { when: new Date(0), big: 'x'.repeat(10_000), list: [1, 2, 3] }
+    await a.set('k', value)
+    expect(await b.get('k')).toEqual(value)
+    const raw = await admin.getBuffer(`${prefix}mp1::{k}`)
+    expect(raw!.length).toBeLessThan(1_000) // compressed
+    const json = await instance()
+    await json.set('d', { when: new Date(0) })
+    const other = await instance()
+    expect(await other.get('d')).toEqual({ when: '1970-01-01T00:00:00.000Z' }) // documented: JSON turns Dates into strings
+  })
+
+  it('bus disconnect: no stale read survives the reconnect', async () => {
+    fresh()
+    const a = await instance()
+    const b = await instance()
+    await a.set('k', 'v1')
+    expect(await b.get('k')).toBe('v1')
+    // drop every pub/sub connection: messages published meanwhile are lost
+    await admin.client('KILL', 'TYPE', 'pubsub')
+    await a.set('k', 'v2')
+    // b either bypasses its L1 while disconnected, or has cleared it on reconnect
+    expect(await b.get('k')).toBe('v2')
+    await until(() => b.stats().bus?.connected === true)
+    expect(await b.get('k')).toBe('v2')
+    expect(b.stats().bus!.disconnects).toBeGreaterThanOrEqual(1)
+  })
+
+  it('a sequence gap from an origin makes the instance distrust its L1', async () => {
+    fresh()
+    const b = await instance()
+    await b.set('k', 'v1')
+    const channel = `${prefix}bus`
+    const msg = (s: number) => JSON.stringify({ o: 'other', s, y: 'd', n: 'unknown-ns', k: ['x'], t: Date.now() })
+    await admin.publish(channel, msg(1))
+    await admin.publish(channel, msg(3))
+    await until(() => b.stats().bus!.gaps === 1)
+    expect(b.stats().l1.entries).toBe(0)
+    expect(await b.get('k')).toBe('v1') // from L2
+  })
+
+  it('Redis killed mid-run: get/getOrSet keep answering without throwing or hanging, and recover', async () => {
+    fresh()
+    const a = await instance({ grace: '1m', l2: { client: redis.url, circuitBreaker: { failures: 2, cooldown: 200 } } })
+    await a.set('k', 'v1')
+    await a.set('short', 's1', { ttl: 30 })
+    await sleep(40)
+    await redis.kill()
+    try {
+      const t0 = Date.now()
+      for (let i = 0; i < 20; i++) {
+        expect(await a.get('k')).toBe('v1')
+        expect(await a.getOrSet('k', () => 'loaded')).toBe('v1')
+        expect(await a.getOrSet(`new${i}`, () => `loaded${i}`)).toBe(`loaded${i}`)
+        expect(await a.getOrSet('short', () => Promise.reject(new Error('db down')))).toBe('s1') // fail-safe
+        await a.set(`w${i}`, i)
+        await a.invalidateTags(['t'])
+        await a.delete(`w${i}`)
+      }
+      expect(Date.now() - t0).toBeLessThan(20 * 4 * 350)
+      expect(['open', 'half-open']).toContain(a.stats().l2.circuit)
+      expect(a.stats().pendingInvalidations).toBeGreaterThan(0)
+    } finally {
+      await redis.restart()
+    }
+    await until(async () => {
+      await a.get(`probe${Date.now()}`)
+      return a.stats().l2.circuit === 'closed'
+    }, 10_000)
+    await until(() => a.stats().pendingInvalidations === 0, 5_000)
+    await a.set('after', 'ok')
+    const b = await instance()
+    expect(await b.get('after')).toBe('ok')
+  })
+
+  it('Redis paused (slow): nothing hangs beyond the command timeout', async () => {
+    fresh()
+    const a = await instance({ timeouts: { l2: 100 }, l2: { client: redis.url, circuitBreaker: { failures: 100, cooldown: 100 } } })
+    await a.set('k', 'v')
+    redis.pause()
+    try {
+      const t0 = Date.now()
+      expect(await a.getOrSet('slow', () => 'loaded')).toBe('loaded')
+      expect(await a.get('other')).toBeUndefined()
+      expect(Date.now() - t0).toBeLessThan(800)
+    } finally {
+      redis.resume()
+    }
+  })
+})

@@ -1,0 +1,271 @@
+import {
+  type Answer,
+  beginSend,
+  createOptionsChecker,
+  createRiPipeline,
+  endSend,
+  type Exchange,
+  type Feature,
+  type FeatureSet,
+  featureSet,
+  type MaybePromise,
+  type Pipeline,
+  type ResponseHeaders,
+  type RiOptions,
+} from '@ri/core'
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+
+/**
+ * Options of `riPlugin`: every `RiOptions` of @ri/core, or a pipeline built elsewhere.
+ *
+ * @example
+ * const options: RiFastifyOptions = { throttle, health, trustProxy: 'loopback' }
+ * await app.register(riPlugin, options)
+ */
+export interface RiFastifyOptions extends RiOptions {
+  /** Use a pipeline built elsewhere (shared between servers, or by @ri/nest) instead of building one. */
+  pipeline?: Pipeline
+}
+
+interface RouteUnit {
+  readonly set: FeatureSet
+  readonly pipeline: Pipeline
+}
+
+/**
+ * Per-request state of the plugin (read the exchange with `getExchange(request)`).
+ *
+ * @example
+ * const ex = getExchange(request) // RiRequestState['exchange']
+ */
+export interface RiRequestState {
+  readonly pipeline: Pipeline
+  readonly exchange: Exchange
+  /** Route-level feature sets, from the route config and from integrations (`applyFeatures`). */
+  route: RouteUnit[] | undefined
+  /** An early answer was sent: onSend features must not treat it as a handler response. */
+  answered: boolean
+  /** onHeaders ran and ri's headers are on the reply. */
+  headersDone: boolean
+}
+
+export const kRi: unique symbol = Symbol.for('@ri/fastify.state') as never
+
+type WithRi = { [kRi]?: RiRequestState | null }
+
+/**
+ * The exchange the plugin created for this request (undefined when the plugin is not registered).
+ *
+ * @example
+ * app.get('/me', async (req) => ({ requestId: getExchange(req)?.requestId }))
+ */
+export function getExchange(request: FastifyRequest): Exchange | undefined {
+  return (request as unknown as WithRi)[kRi]?.exchange
+}
+
+const isPromise = <T>(v: MaybePromise<T>): v is Promise<T> => typeof (v as Promise<T> | undefined)?.then === 'function'
+
+function attach(st: RiRequestState, set: FeatureSet): RouteUnit {
+  const unit: RouteUnit = { set, pipeline: set.pipelineFor(st.pipeline.logger) }
+  ;(st.route ??= []).push(unit)
+  if (set.hasResponse) {
+    const ex = st.exchange
+    ex.onFinish((info) => {
+      for (const f of set.features) {
+        if (!f.onResponse) continue
+        try {
+          f.onResponse(ex, info)
+        } catch (error) {
+          st.pipeline.logger.error({ err: error, feature: f.name }, 'ri route feature failed in onResponse')
+        }
+      }
+    })
+  }
+  return unit
+}
+
+/**
+ * Low-level: applies route-level features to a request the plugin is handling and returns their
+ * early answer (not sent). For integrations with their own per-route unit, such as @ri/nest's
+ * interceptor; apps use `withFeatures()` in the route config.
+ *
+ * @example
+ * const answer = await applyFeatures(request, [myFeature])
+ * if (answer) return sendAnswer(request, reply, answer)
+ */
+export function applyFeatures(request: FastifyRequest, features: readonly Feature[]): MaybePromise<Answer | undefined> {
+  const st = (request as unknown as WithRi)[kRi]
+  if (!st) return undefined
+  return attach(st, featureSet(features)).pipeline.request(st.exchange)
+}
+
+/**
+ * Sends an early answer through Fastify (its onSend hooks still apply the features' headers; onSend
+ * features do not see it as a handler response).
+ *
+ * @example
+ * const answer = await applyFeatures(request, [myFeature])
+ * if (answer) return sendAnswer(request, reply, answer)
+ */
+export function sendAnswer(request: FastifyRequest, reply: FastifyReply, answer: Answer): void {
+  const st = (request as unknown as WithRi)[kRi]
+  if (st) st.answered = true
+  reply.code(answer.status)
+  if (answer.headers) reply.headers(answer.headers as Record<string, string | string[]>)
+  reply.send(answer.body ?? '')
+}
+
+const routeSets = new WeakMap<object, FeatureSet | null>()
+function setOf(config: { riFeatures?: readonly Feature[] } | undefined): FeatureSet | undefined {
+  if (!config) return undefined
+  let set = routeSets.get(config)
+  if (set === undefined) {
+    set = Array.isArray(config.riFeatures) && config.riFeatures.length > 0 ? featureSet(config.riFeatures) : null
+    routeSets.set(config, set)
+  }
+  return set ?? undefined
+}
+
+function buildPipeline(options: RiFastifyOptions): Pipeline {
+  const check = createOptionsChecker('riPlugin')
+  const { pipeline: given, ...riOptions } = options
+  // fastify passes its own plugin options through; drop the ones it adds
+  for (const k of ['prefix', 'logLevel', 'logSerializers'] as const) delete (riOptions as Record<string, unknown>)[k]
+  if (given !== undefined) {
+    if (typeof given?.request !== 'function' || typeof given?.exchange !== 'function') check.problem('pipeline', given, 'a pipeline from createRiPipeline()')
+    const extra = Object.keys(riOptions)
+    if (extra.length > 0) check.problem(extra[0]!, '(set)', 'nothing else when "pipeline" is given')
+  }
+  check.done()
+  return given ?? createRiPipeline(riOptions)
+}
+
+const plugin: FastifyPluginCallback<RiFastifyOptions> = (fastify, options, done) => {
+  let pipeline: Pipeline
+  try {
+    pipeline = buildPipeline(options)
+  } catch (error) {
+    done(error as Error)
+    return
+  }
+  const globalSend = pipeline.features.some((f) => f.onSend)
+
+  fastify.decorateRequest(kRi as unknown as string, null)
+
+  fastify.addHook('onRequest', function riOnRequest(request, reply, next) {
+    const raw = request.raw
+    const { config } = request.routeOptions
+    const ex = pipeline.exchange({
+      method: raw.method ?? 'GET',
+      url: raw.url,
+      route: config?.url,
+      headers: raw.headers,
+      remoteAddress: raw.socket.remoteAddress,
+    })
+    const st: RiRequestState = { pipeline, exchange: ex, route: undefined, answered: false, headersDone: false }
+    ;(request as unknown as WithRi)[kRi] = st
+    const res = reply.raw
+    res.once('close', () => pipeline.finish(ex, { status: res.statusCode, aborted: !res.writableFinished }))
+    const set = setOf(config)
+    const unit = set ? attach(st, set) : undefined
+
+    const answer = (a: Answer | undefined): void => {
+      if (!a) return next()
+      sendAnswer(request, reply, a)
+    }
+    const routeStep = (): void => {
+      if (!unit) return next()
+      const r = unit.pipeline.request(ex)
+      if (isPromise(r)) r.then(answer, next)
+      else answer(r)
+    }
+    const result = pipeline.request(ex)
+    if (result === undefined) return routeStep()
+    if (isPromise(result)) {
+      result.then((a) => (a ? answer(a) : routeStep()), next)
+      return
+    }
+    answer(result)
+  })
+
+  const applyHeaders = (st: RiRequestState, reply: FastifyReply) => {
+    // onSend runs again when an error replaces a payload: headers (and Set-Cookie) go on once
+    if (st.headersDone) return
+    st.headersDone = true
+    const ex = st.exchange
+    if (st.route) for (const u of st.route) if (u.set.hasHeaders) u.pipeline.headers(ex)
+    pipeline.headers(ex)
+    const headers = ex.responseHeaders
+    // handler headers win; Set-Cookie from features adds to the handler's (reply.header appends it)
+    for (const name in headers) if (name === 'set-cookie' || !reply.hasHeader(name)) reply.header(name, headers[name])
+  }
+
+  fastify.addHook('onSend', function riOnSend(request, reply, payload, next) {
+    const st = (request as unknown as WithRi)[kRi]
+    if (!st) return next(null, payload)
+    const capture =
+      !st.answered &&
+      (typeof payload === 'string' || payload instanceof Uint8Array) &&
+      (globalSend || (st.route !== undefined && st.route.some((u) => u.set.hasSend)))
+    if (!capture) {
+      applyHeaders(st, reply)
+      return next(null, payload)
+    }
+    const ex = st.exchange
+    const original = payload as string | Uint8Array
+    // onSend contract (core): features see the handler's status and headers; what they change wins.
+    const current = reply.getHeaders()
+    const handlerHeaders: ResponseHeaders = Object.create(null)
+    for (const name in current) {
+      const v = current[name]
+      if (v !== undefined) handlerHeaders[name] = typeof v === 'number' ? String(v) : v
+    }
+    const snapshot = beginSend(ex, reply.statusCode, handlerHeaders)
+    const finish = (out: string | Uint8Array) => {
+      const changed = endSend(ex, snapshot)
+      if (changed) {
+        for (const name in changed) {
+          reply.removeHeader(name) // reply.header() appends Set-Cookie: replace instead
+          reply.header(name, changed[name])
+        }
+      }
+      if (out !== original) reply.removeHeader('content-length')
+      applyHeaders(st, reply)
+      next(null, out)
+    }
+    // innermost first: route-level onSend, then the global ones
+    const steps: Pipeline[] = []
+    if (st.route) for (const u of st.route) if (u.set.hasSend) steps.push(u.pipeline)
+    if (globalSend) steps.push(pipeline)
+    let body: MaybePromise<string | Uint8Array> = original
+    for (const p of steps) body = isPromise(body) ? body.then((b) => p.send(ex, b)) : p.send(ex, body)
+    if (isPromise(body)) body.then(finish, () => finish(original))
+    else finish(body)
+  })
+
+  fastify.addHook('onResponse', function riOnResponse(request, reply, next) {
+    const st = (request as unknown as WithRi)[kRi]
+    if (st) {
+      const length = Number(reply.getHeader('content-length'))
+      pipeline.finish(st.exchange, { status: reply.statusCode, aborted: false, responseBytes: Number.isFinite(length) ? length : undefined })
+    }
+    next()
+  })
+
+  done()
+}
+
+/**
+ * The Fastify plugin (wrapped with fastify-plugin, so its hooks apply to every route): global ri
+ * features run in `onRequest`/`onSend`/`onResponse` hooks; per-route features come from the
+ * route's `config` (`withFeatures()`, and later `cache`, `throttle`, `slowMs`).
+ *
+ * @example
+ * import Fastify from 'fastify'
+ * import { riPlugin } from '@ri/fastify'
+ * const app = Fastify()
+ * await app.register(riPlugin, { metrics, health, slowlog, throttle })
+ * app.get('/users/:id', async (req) => ({ id: (req.params as { id: string }).id }))
+ */
+export const riPlugin = fp(plugin, { fastify: '5.x', name: '@ri/fastify' })

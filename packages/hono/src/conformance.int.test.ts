@@ -1,0 +1,37 @@
+import type { AddressInfo } from 'node:net'
+import type { Feature, RiOptions } from '@ri/core'
+import { serve } from '@hono/node-server'
+import { type ConformanceRoute, runConformance, type StartSetup } from '@ri/testing'
+import { Hono } from 'hono'
+import { ri, withFeatures } from './index.js'
+
+/** Builds a Hono app on @hono/node-server from the shared route table. */
+export const honoSetup: StartSetup = async (routes: readonly ConformanceRoute[], options) => {
+  const app = new Hono()
+  app.use(ri(options as unknown as RiOptions))
+  app.onError((_error, c) => c.text('Internal Server Error', 500))
+  for (const route of routes) {
+    const handler = async (c: import('hono').Context) => {
+      const body = route.method === 'POST' ? await c.req.json().catch(() => undefined) : undefined
+      const headers = Object.fromEntries(c.req.raw.headers)
+      const out = await route.handler({ method: c.req.method, params: c.req.param() as Record<string, string>, headers, body })
+      return new Response(out.body, { status: out.status, headers: out.headers })
+    }
+    if (route.features) app.on(route.method, route.path, withFeatures(...(route.features as unknown as Feature[])), handler)
+    else app.on(route.method, route.path, handler)
+  }
+  return new Promise((resolve) => {
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => {
+      resolve({
+        url: `http://127.0.0.1:${info.port}`,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done())
+            ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+          }),
+      })
+    })
+  })
+}
+
+runConformance('hono', honoSetup)

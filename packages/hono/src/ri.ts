@@ -1,0 +1,360 @@
+import {
+  beginSend,
+  endSend,
+  type FeatureSet,
+  featureSet,
+  type Answer,
+  createOptionsChecker,
+  createRiPipeline,
+  type Exchange,
+  type Feature,
+  type HeaderValue,
+  type MaybePromise,
+  type Pipeline,
+  type ResponseHeaders,
+  type RiOptions,
+} from '@ri/core'
+import type { Context, MiddlewareHandler, Next } from 'hono'
+
+/**
+ * Options of `ri()`: every `RiOptions` of @ri/core plus the Hono-only ones.
+ *
+ * @example
+ * import { getConnInfo } from 'hono/bun'
+ * const options: RiHonoOptions = { throttle, getRemoteAddress: (c) => getConnInfo(c).remote.address }
+ */
+export interface RiHonoOptions extends RiOptions {
+  /** Use a pipeline built elsewhere (shared between apps) instead of building one from these options. */
+  pipeline?: Pipeline
+  /**
+   * The client's socket address off Node (Bun, Deno, workers: pass your runtime's `getConnInfo`).
+   * Default: `c.env.incoming.socket.remoteAddress` (@hono/node-server), else none.
+   */
+  getRemoteAddress?: (c: Context) => string | undefined
+}
+
+interface RouteUnit {
+  readonly set: FeatureSet
+  readonly pipeline: Pipeline
+}
+
+/**
+ * Per-request state `ri()` keeps in the context (`c.get('ri')`).
+ *
+ * @example
+ * const state = c.get('ri') as RiState | undefined
+ */
+export interface RiState {
+  readonly pipeline: Pipeline
+  readonly exchange: Exchange
+  route: RouteUnit[] | undefined
+  /** An early answer was returned: onSend features must not treat it as a handler response. */
+  answered: boolean
+}
+
+/**
+ * The Hono `Env` fragment `ri()` adds: `c.get('ri')`.
+ *
+ * @example
+ * const app = new Hono<RiEnv>()
+ * app.get('/', (c) => c.text(c.get('ri')?.exchange.requestId ?? ''))
+ */
+export type RiEnv = { Variables: { ri?: RiState } }
+
+/**
+ * What `ri()` returns: a Hono middleware that also exposes its pipeline.
+ *
+ * @example
+ * const middleware: RiMiddleware = ri()
+ * middleware.pipeline.events.on('http.request', (e) => console.log(e.route, e.status))
+ */
+export type RiMiddleware = MiddlewareHandler & { readonly pipeline: Pipeline }
+
+/** The parts of @hono/node-server's `c.env` used here, duck-typed: no node import on other runtimes. */
+interface NodeBindings {
+  readonly incoming?: { readonly headers?: Record<string, HeaderValue>; readonly socket?: { readonly remoteAddress?: string } }
+  readonly outgoing?: Outgoing
+}
+
+interface Outgoing {
+  readonly statusCode: number
+  readonly writableFinished: boolean
+  once(event: 'close', listener: () => void): unknown
+  writeHead(...args: unknown[]): unknown
+  hasHeader(name: string): boolean
+  setHeader(name: string, value: string | string[]): unknown
+  getHeader(name: string): unknown
+}
+
+const toList = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)])
+
+const isPromise = <T>(v: MaybePromise<T>): v is Promise<T> => typeof (v as Promise<T> | undefined)?.then === 'function'
+const NULL_BODY = new Set([101, 103, 204, 205, 304])
+
+/**
+ * The matched handler's template. Inside a global middleware `c.req.routePath` is the
+ * middleware's own path, so the first matched route that is a handler (arity < 2, as hono/dev's
+ * route inspection tells them apart) wins; undefined when only middleware matched (404).
+ *
+ * @example
+ * app.use(async (c, next) => { console.log(routeOf(c)); await next() }) // '/users/:id'
+ */
+export function routeOf(c: Context): string | undefined {
+  const routes = c.req.matchedRoutes
+  let fallback: string | undefined
+  for (let i = 0; i < routes.length; i++) {
+    const r = routes[i]!
+    if (r.handler.length < 2) return r.path
+    if (fallback === undefined && r.method !== 'ALL') fallback = r.path
+  }
+  return fallback
+}
+
+function headersOf(c: Context, env: NodeBindings | undefined): Record<string, HeaderValue> {
+  const node = env?.incoming?.headers
+  if (node) return node
+  const out: Record<string, HeaderValue> = Object.create(null)
+  c.req.raw.headers.forEach((value, name) => {
+    out[name] = value
+  })
+  return out
+}
+
+function splitUrl(url: string): { path: string; query: string } {
+  const scheme = url.indexOf('://')
+  let start = scheme === -1 ? 0 : url.indexOf('/', scheme + 3)
+  if (start === -1) start = url.length
+  const q = url.indexOf('?', start)
+  return q === -1 ? { path: url.slice(start) || '/', query: '' } : { path: url.slice(start, q) || '/', query: url.slice(q + 1) }
+}
+
+/** @internal A Response for an early answer. */
+export function answerResponse(answer: Answer): Response {
+  const headers = new Headers()
+  if (answer.headers) {
+    for (const name in answer.headers) {
+      const v = answer.headers[name]!
+      if (typeof v === 'string') headers.set(name, v)
+      else for (const item of v) headers.append(name, item)
+    }
+  }
+  return new Response(NULL_BODY.has(answer.status) ? null : (answer.body ?? null), { status: answer.status, headers })
+}
+
+/** Handler headers win; Set-Cookie from features adds to the handler's. */
+function setAll(headers: Headers, from: Record<string, string | string[]>): void {
+  for (const name in from) {
+    if (name !== 'set-cookie' && headers.has(name)) continue
+    const v = from[name]!
+    if (name === 'set-cookie') {
+      for (const item of typeof v === 'string' ? [v] : v) headers.append(name, item)
+      continue
+    }
+    if (typeof v === 'string') headers.set(name, v)
+    else for (const item of v) headers.append(name, item)
+  }
+}
+
+function runOnHeaders(st: RiState): void {
+  if (st.route) for (const u of st.route) if (u.set.hasHeaders) u.pipeline.headers(st.exchange)
+  st.pipeline.headers(st.exchange)
+}
+
+/**
+ * On @hono/node-server: onHeaders and ri's headers go onto the Node response right before its
+ * head is written (headers the Response carries win, as Node merges writeHead's over setHeader's),
+ * so `c.res` is never touched and node-server keeps its fast response path.
+ */
+function bindOutgoing(st: RiState, out: Outgoing): void {
+  const writeHead = out.writeHead
+  out.writeHead = function riWriteHead(this: Outgoing, ...args: unknown[]) {
+    out.writeHead = writeHead
+    runOnHeaders(st)
+    const rh = st.exchange.responseHeaders
+    // node-server passes the Response's headers as a record: those win (Node merges them over
+    // setHeader's), except Set-Cookie, where the features' cookies are added to the handler's.
+    const record = (typeof args[1] === 'string' ? args[2] : args[1]) as Record<string, unknown> | undefined
+    for (const name in rh) {
+      if (name === 'set-cookie') {
+        const fromRecord = record && !Array.isArray(record) ? record[name] : undefined
+        if (fromRecord !== undefined) record![name] = [...toList(fromRecord), ...toList(rh[name])]
+        else out.setHeader(name, [...toList(out.getHeader(name)), ...toList(rh[name])])
+      } else if (!out.hasHeader(name)) out.setHeader(name, rh[name]!)
+    }
+    return writeHead.apply(this, args)
+  }
+  out.once('close', () => st.pipeline.finish(st.exchange, { status: out.statusCode, aborted: !out.writableFinished }))
+}
+
+/** Off Node: runs onHeaders (route-level first) and applies the exchange's headers to `c.res`. */
+function applyHeaders(c: Context, st: RiState): void {
+  const ex = st.exchange
+  runOnHeaders(st)
+  try {
+    setAll(c.res.headers, ex.responseHeaders)
+  } catch {
+    // immutable headers (Response.redirect, a fetch() response): copy the response once
+    c.res = new Response(c.res.body, c.res)
+    setAll(c.res.headers, ex.responseHeaders)
+  }
+}
+
+/** @internal Buffers `c.res`, runs `send`, and replaces the response when the body changed. */
+export async function captureBody(c: Context, ex: Exchange, send: (ex: Exchange, body: Uint8Array) => MaybePromise<Uint8Array | string>): Promise<void> {
+  const res = c.res
+  if (res.body === null || NULL_BODY.has(res.status)) return
+  const bytes = new Uint8Array(await res.arrayBuffer())
+  // onSend contract (core): features see the handler's status and headers; what they change wins.
+  const handlerHeaders: ResponseHeaders = Object.create(null)
+  res.headers.forEach((value, name) => {
+    if (name !== 'set-cookie') handlerHeaders[name] = value
+  })
+  const cookies = res.headers.getSetCookie()
+  if (cookies.length > 0) handlerHeaders['set-cookie'] = cookies
+  const snapshot = beginSend(ex, res.status, handlerHeaders)
+  let out: Uint8Array | string = bytes
+  try {
+    out = await send(ex, bytes)
+  } catch {
+    out = bytes
+  }
+  const changed = endSend(ex, snapshot)
+  const headers = new Headers(res.headers)
+  if (changed) {
+    for (const name in changed) {
+      const v = changed[name]!
+      headers.delete(name)
+      if (typeof v === 'string') headers.set(name, v)
+      else for (const item of v) headers.append(name, item)
+    }
+  }
+  if (out !== bytes) headers.delete('content-length')
+  // Reset first: Hono's `c.res` setter would merge the old headers (a stale content-length) in.
+  c.res = undefined as unknown as Response
+  c.res = new Response(out, { status: res.status, statusText: res.statusText, headers })
+}
+
+/** @internal Attaches a route-level feature set to the request. */
+export function attach(st: RiState, set: FeatureSet): RouteUnit {
+  const unit: RouteUnit = { set, pipeline: set.pipelineFor(st.pipeline.logger) }
+  ;(st.route ??= []).push(unit)
+  if (set.hasResponse) {
+    const ex = st.exchange
+    ex.onFinish((info) => {
+      for (const f of set.features) {
+        if (!f.onResponse) continue
+        try {
+          f.onResponse(ex, info)
+        } catch (error) {
+          st.pipeline.logger.error({ err: error, feature: f.name }, 'ri route feature failed in onResponse')
+        }
+      }
+    })
+  }
+  return unit
+}
+
+/**
+ * The exchange `ri()` created for this request, or undefined when `ri()` is not installed.
+ *
+ * @example
+ * app.get('/me', (c) => c.json({ requestId: getExchange(c)?.requestId }))
+ */
+export function getExchange(c: Context): Exchange | undefined {
+  return (c.get('ri') as RiState | undefined)?.exchange
+}
+
+/**
+ * One middleware wires ri's global features (metrics, health, slow log, db scope, throttle and
+ * your own): `app.use(ri({...}))` before your routes. No Node-only import: on @hono/node-server
+ * it reads the socket and the response's finish; elsewhere it finishes when the response is ready.
+ *
+ * @example
+ * import { Hono } from 'hono'
+ * import { serve } from '@hono/node-server'
+ * import { ri } from '@ri/hono'
+ * const app = new Hono()
+ * app.use(ri({ metrics, health, slowlog, throttle }))
+ * app.get('/users/:id', (c) => c.json({ id: c.req.param('id') }))
+ * serve({ fetch: app.fetch, port: 3000 })
+ */
+export function ri(options: RiHonoOptions = {}): RiMiddleware {
+  const check = createOptionsChecker('ri')
+  const { pipeline: given, getRemoteAddress, ...riOptions } = options
+  if (getRemoteAddress !== undefined && typeof getRemoteAddress !== 'function') check.problem('getRemoteAddress', getRemoteAddress, 'a function (c) => string | undefined')
+  if (given !== undefined) {
+    if (typeof given?.request !== 'function' || typeof given?.exchange !== 'function') check.problem('pipeline', given, 'a pipeline from createRiPipeline()')
+    const extra = Object.keys(riOptions)
+    if (extra.length > 0) check.problem(extra[0]!, '(set)', 'nothing else besides pipeline, getRemoteAddress when "pipeline" is given')
+  }
+  check.done()
+  const pipeline = given ?? createRiPipeline(riOptions)
+  const globalSend = pipeline.features.some((f) => f.onSend)
+  const globalSendFn = (ex: Exchange, body: Uint8Array) => pipeline.send(ex, body)
+
+  const middleware = async function riMiddleware(c: Context, next: Next): Promise<Response | void> {
+    const env = c.env as NodeBindings | undefined
+    const { path, query } = splitUrl(c.req.url)
+    const ex = pipeline.exchange({
+      method: c.req.method,
+      path,
+      query,
+      route: routeOf(c),
+      headers: headersOf(c, env),
+      remoteAddress: getRemoteAddress ? getRemoteAddress(c) : env?.incoming?.socket?.remoteAddress,
+    })
+    const st: RiState = { pipeline, exchange: ex, route: undefined, answered: false }
+    c.set('ri', st)
+    const out = env?.outgoing
+    const node = out !== undefined && typeof out.writeHead === 'function' && typeof out.once === 'function'
+    if (node) bindOutgoing(st, out)
+    const result = pipeline.request(ex)
+    const answer = isPromise(result) ? await result : result
+    if (answer) {
+      st.answered = true
+      c.res = answerResponse(answer)
+      if (!node) {
+        applyHeaders(c, st)
+        pipeline.finish(ex, { status: answer.status })
+      }
+      return c.res
+    }
+    await next()
+    if (globalSend && !st.answered) await captureBody(c, ex, globalSendFn)
+    if (!node) {
+      applyHeaders(c, st)
+      pipeline.finish(ex, { status: c.res.status })
+    }
+  }
+  return Object.assign(middleware, { pipeline }) as RiMiddleware
+}
+
+/**
+ * Turns any core `Feature` into Hono route-level middleware: its hooks run on the exchange `ri()`
+ * created, after the global features. `cached()` and `throttled()` are built on it.
+ *
+ * @example
+ * const poweredBy: Feature = { name: 'powered-by', onHeaders: (ex) => ex.setHeader('x-powered-by', 'ri') }
+ * app.get('/users/:id', withFeatures(poweredBy), (c) => c.json({ id: c.req.param('id') }))
+ */
+export function withFeatures(...features: Feature[]): MiddlewareHandler & { readonly features: readonly Feature[] } {
+  const list = Object.freeze([...features])
+  const set = featureSet(list)
+  const sendFn = (unit: RouteUnit) => (ex: Exchange, body: Uint8Array) => unit.pipeline.send(ex, body)
+  const mw = async function riRouteFeatures(c: Context, next: Next): Promise<Response | void> {
+    const st = c.get('ri') as RiState | undefined
+    if (!st) return next()
+    const ex = st.exchange
+    if (ex.route === undefined) ex.route = c.req.routePath
+    const unit = attach(st, set)
+    const result = unit.pipeline.request(ex)
+    const answer = isPromise(result) ? await result : result
+    if (answer) {
+      st.answered = true
+      return answerResponse(answer)
+    }
+    await next()
+    if (set.hasSend && !st.answered) await captureBody(c, ex, sendFn(unit))
+  }
+  return Object.assign(mw, { features: list })
+}

@@ -1,0 +1,43 @@
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Inject } from '@nestjs/common'
+import { HttpAdapterHost } from '@nestjs/core'
+import type { Answer } from '@ri/core'
+import { sendAnswer as sendExpress } from '@ri/express'
+import { sendAnswer as sendFastify } from '@ri/fastify'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
+/**
+ * Thrown by the interceptor when a route-level feature answers early (429, a cached response...):
+ * Nest's exception path skips the handler, and `RiAnswerFilter` writes the answer byte for byte.
+ * It is an `HttpException`, so even without the filter the status is right.
+ *
+ * @example
+ * throw new RiAnswerException({ status: 429, headers: { 'retry-after': '1' }, body: '{"error":"Too Many Requests"}' })
+ */
+export class RiAnswerException extends HttpException {
+  constructor(readonly answer: Answer) {
+    super(typeof answer.body === 'string' ? answer.body : 'ri answer', answer.status)
+  }
+}
+
+/**
+ * Writes a `RiAnswerException`'s answer on either platform. Registered globally by `RiModule`.
+ *
+ * @example
+ * // registered by RiModule.forRoot(); to scope it yourself:
+ * app.useGlobalFilters(new RiAnswerFilter(app.get(HttpAdapterHost)))
+ */
+@Catch(RiAnswerException)
+export class RiAnswerFilter implements ExceptionFilter<RiAnswerException> {
+  constructor(@Inject(HttpAdapterHost) private readonly host: HttpAdapterHost) {}
+
+  catch(exception: RiAnswerException, context: ArgumentsHost): void {
+    const http = context.switchToHttp()
+    const req = http.getRequest<unknown>()
+    const res = http.getResponse<unknown>()
+    if (this.host.httpAdapter.getType() === 'fastify') {
+      sendFastify(req as Parameters<typeof sendFastify>[0], res as Parameters<typeof sendFastify>[1], exception.answer)
+    } else {
+      sendExpress(req as IncomingMessage, res as ServerResponse, exception.answer)
+    }
+  }
+}

@@ -1,0 +1,5 @@
+export { RiModule, type RiModuleOptions, type RiModuleAsyncOptions } from './module.js'
+export { UseFeatures } from './decorators.js'
+export { RiInterceptor } from './interceptor.js'
+export { RiAnswerException, RiAnswerFilter } from './answer.js'
+export { RI_OPTIONS, RI_PIPELINE, RI_CACHE, RI_DB, RI_FEATURES, InjectCache, InjectDb, InjectPipeline } from './tokens.js'

@@ -1,0 +1,3 @@
+import { riBuild } from '../../tsup.base.js'
+
+export default riBuild()
