@@ -1,3 +1,4 @@
+import type { Exchange } from './exchange.js'
 import type { Logger } from './logger.js'
 import { createPipeline, type Feature, type Pipeline } from './pipeline.js'
 
@@ -8,6 +9,8 @@ export interface FeatureSet {
   readonly hasHeaders: boolean
   readonly hasResponse: boolean
   pipelineFor(logger: Logger): Pipeline
+  /** Runs the set's `onResponse` hooks when the exchange finishes (no-op when it has none). */
+  observeFinish(exchange: Exchange, logger: Logger): void
 }
 
 const sets = new WeakMap<readonly Feature[], FeatureSet>()
@@ -26,6 +29,7 @@ export function featureSet(features: readonly Feature[]): FeatureSet {
   if (set) return set
   createPipeline(features) // validates now, at route definition
   const perLogger = new WeakMap<Logger, Pipeline>()
+  const onResponse = features.filter((f) => f.onResponse)
   set = {
     features,
     hasSend: features.some((f) => f.onSend),
@@ -38,6 +42,18 @@ export function featureSet(features: readonly Feature[]): FeatureSet {
         perLogger.set(logger, p)
       }
       return p
+    },
+    observeFinish(ex, logger) {
+      if (onResponse.length === 0) return
+      ex.onFinish((info) => {
+        for (const f of onResponse) {
+          try {
+            f.onResponse!(ex, info)
+          } catch (error) {
+            logger.error({ err: error, feature: f.name }, 'ri route feature failed in onResponse')
+          }
+        }
+      })
     },
   }
   sets.set(features, set)

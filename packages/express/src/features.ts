@@ -22,18 +22,7 @@ function run(set: FeatureSet, ctx: RiContext, req: IncomingMessage, res: ServerR
     } as ServerResponse['writeHead']
   }
   if (set.hasSend) captureBody(req, res, ex, (body) => sub.send(ex, body), () => ctx.answered)
-  if (set.hasResponse) {
-    ex.onFinish((info) => {
-      for (const f of set.features) {
-        if (!f.onResponse) continue
-        try {
-          f.onResponse(ex, info)
-        } catch (error) {
-          ctx.pipeline.logger.error({ err: error, feature: f.name }, 'ri route feature failed in onResponse')
-        }
-      }
-    })
-  }
+  set.observeFinish(ex, ctx.pipeline.logger)
   return sub.request(ex)
 }
 

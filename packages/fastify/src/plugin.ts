@@ -69,19 +69,7 @@ const isPromise = <T>(v: MaybePromise<T>): v is Promise<T> => typeof (v as Promi
 function attach(st: RiRequestState, set: FeatureSet): RouteUnit {
   const unit: RouteUnit = { set, pipeline: set.pipelineFor(st.pipeline.logger) }
   ;(st.route ??= []).push(unit)
-  if (set.hasResponse) {
-    const ex = st.exchange
-    ex.onFinish((info) => {
-      for (const f of set.features) {
-        if (!f.onResponse) continue
-        try {
-          f.onResponse(ex, info)
-        } catch (error) {
-          st.pipeline.logger.error({ err: error, feature: f.name }, 'ri route feature failed in onResponse')
-        }
-      }
-    })
-  }
+  set.observeFinish(st.exchange, st.pipeline.logger)
   return unit
 }
 

@@ -238,19 +238,7 @@ export async function captureBody(c: Context, ex: Exchange, send: (ex: Exchange,
 export function attach(st: RiState, set: FeatureSet): RouteUnit {
   const unit: RouteUnit = { set, pipeline: set.pipelineFor(st.pipeline.logger) }
   ;(st.route ??= []).push(unit)
-  if (set.hasResponse) {
-    const ex = st.exchange
-    ex.onFinish((info) => {
-      for (const f of set.features) {
-        if (!f.onResponse) continue
-        try {
-          f.onResponse(ex, info)
-        } catch (error) {
-          st.pipeline.logger.error({ err: error, feature: f.name }, 'ri route feature failed in onResponse')
-        }
-      }
-    })
-  }
+  set.observeFinish(st.exchange, st.pipeline.logger)
   return unit
 }
 

@@ -86,10 +86,12 @@ export {
 } from './ports.js'
 
 export {
-  /** The shared HTTP conformance suite every adapter runs against a real server (see conformance/suite.ts). */
+  /** The shared HTTP conformance suite every adapter runs against a real server. */
   runConformance,
   /** Raw bytes on a fresh socket (malformed input the HTTP client refuses to send). */
   rawRequest,
+} from './conformance/suite.js'
+export {
   /** The one route table every setup serves. */
   conformanceRoutes,
   /** Server-side recordings of the suite. */
@@ -97,22 +99,10 @@ export {
   /** The suite's global test features. */
   globalFeatures,
   BYTES_BODY,
-} from './conformance/index.js'
-export type {
-  Probe,
-  Observation,
-  ConformanceRequest,
-  ConformanceResponse,
-  ConformanceRoute,
-  ConformanceRiOptions,
-  ConformanceServer,
-  StartSetup,
-  FeatureLike,
-  ExchangeLike,
-  AnswerLike,
-  EventsLike,
-  HttpRequestEvent,
-} from './conformance/index.js'
+  type Probe,
+  type Observation,
+} from './conformance/fixtures.js'
+export type * from './conformance/types.js'
 
 export {
   /** Registers an AsyncLocalStorage OpenTelemetry context manager for tests; returns its disposer. */
