@@ -51,7 +51,28 @@ writeFileSync(
   join(smoke, 'cjs.cjs'),
   `const names = ${JSON.stringify(names)}\nfor (const n of names) { const m = require(n); if (Object.keys(m).length === 0) throw new Error('empty CJS module ' + n) }\nconsole.log('cjs ok', names.length)\n`,
 )
+// Embedded defaults must work with no optional peer installed (no ioredis, no pg).
+writeFileSync(
+  join(smoke, 'defaults.mjs'),
+  `import { createCache } from '@ri/cache'
+import { createThrottle } from '@ri/throttle'
+import { createPipeline, parseDuration } from '@ri/core'
+const cache = createCache()
+await cache.set('k', { v: 1 })
+const got = await cache.get('k')
+if (got?.v !== 1) throw new Error('L1-only cache did not round-trip')
+const throttle = createThrottle({ default: { limit: 1, window: '1m' } })
+const p = createPipeline([])
+const ex = () => p.exchange({ method: 'GET', url: '/', route: '/', headers: {}, remoteAddress: '203.0.113.1' })
+const a = await throttle.check(ex()), b = await throttle.check(ex())
+if (!a.allowed || b.allowed) throw new Error('in-memory throttle did not limit')
+if (parseDuration('5m') !== 300000) throw new Error('parseDuration')
+await cache.close()
+console.log('embedded defaults ok')
+`,
+)
 run('load every package as ESM', 'node', ['esm.mjs'], smoke)
+run('embedded defaults work without optional peers (ESM)', 'node', ['defaults.mjs'], smoke)
 run('load every package as CJS', 'node', ['cjs.cjs'], smoke)
 rmSync(smoke, { recursive: true, force: true })
 rmSync(packDir, { recursive: true, force: true })

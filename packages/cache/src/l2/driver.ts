@@ -1,6 +1,7 @@
-import { type Episodes, type Logger, RiTimeoutError, type RiEvents } from '@ri/core'
+import { type Episodes, type Logger, RiConfigError, RiTimeoutError, type RiEvents } from '@ri/core'
 import { trace, SpanStatusCode, type Tracer } from '@opentelemetry/api'
-import { Redis } from 'ioredis'
+import { createRequire } from 'node:module'
+import type { Redis } from 'ioredis'
 import type { RedisLike } from '../options.js'
 import type { StoredEntry } from '../serializer.js'
 import { createCircuitBreaker, type CircuitBreaker } from './circuit.js'
@@ -94,8 +95,26 @@ export const OWNED_CLIENT_OPTIONS = Object.freeze({
   retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
 })
 
+/**
+ * ioredis is an optional peer: an L1-only cache must load without it, so it is required only
+ * when a URL asks the cache to create its own client.
+ */
+function loadIoredis(): typeof import('ioredis') {
+  const load = createRequire(import.meta.url)
+  try {
+    return load('ioredis') as typeof import('ioredis')
+  } catch {
+    throw new RiConfigError({
+      option: 'createCache.l2',
+      received: 'a Redis URL',
+      accepted: 'an ioredis client or URL with the ioredis package installed (npm install ioredis)',
+    })
+  }
+}
+
 export function createRedisClient(url: string): Redis {
-  const client = new Redis(url, OWNED_CLIENT_OPTIONS)
+  const { Redis: RedisClient } = loadIoredis()
+  const client = new RedisClient(url, OWNED_CLIENT_OPTIONS)
   // Connection errors are reported through the circuit breaker; without a listener ioredis
   // would print each one.
   client.on('error', () => {})
