@@ -1,10 +1,15 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Feature, RiOptions } from '@ri/core'
-import { type ConformanceRoute, type ConformanceServer, runConformance, type StartSetup } from '@ri/testing'
+import { createCache } from '@ri/cache'
+import { createHealth } from '@ri/health'
+import { createMetrics } from '@ri/metrics'
+import { createSlowLog } from '@ri/slowlog'
+import { type ConformanceKit, type ConformanceRoute, type ConformanceServer, runConformance, type StartSetup } from '@ri/testing'
+import { createThrottle } from '@ri/throttle'
 import express5 from 'express'
 import express4 from 'express4'
-import { ri, withFeatures } from './index.js'
+import { cached, ri, skipThrottle, slowThreshold, throttled, withFeatures } from './index.js'
 
 type ExpressFactory = typeof express5
 
@@ -31,7 +36,13 @@ export function expressSetup(express: ExpressFactory): StartSetup {
     app.use(ri(options as unknown as RiOptions))
     app.use(express.json())
     for (const route of routes) {
-      const units = route.features ? [withFeatures(...(route.features as unknown as Feature[]))] : []
+      // the named route helpers, as an app writes them
+      const units: express5.RequestHandler[] = []
+      if (route.skipThrottle) units.push(skipThrottle())
+      if (route.throttle) units.push(throttled(route.throttle))
+      if (route.slowMs !== undefined) units.push(slowThreshold(route.slowMs))
+      if (route.cache) units.push(cached(route.cache))
+      if (route.features) units.push(withFeatures(...(route.features as unknown as Feature[])))
       const method = route.method === 'GET' ? 'get' : 'post'
       app[method](route.path, ...units, async (req: express5.Request, res: express5.Response, next: express5.NextFunction) => {
         try {
@@ -49,5 +60,7 @@ export function expressSetup(express: ExpressFactory): StartSetup {
   }
 }
 
-runConformance('express 5', expressSetup(express5))
-runConformance('express 4', expressSetup(express4 as unknown as ExpressFactory))
+export const kit: ConformanceKit = { createCache, createHealth, createMetrics, createSlowLog, createThrottle }
+
+runConformance('express 5', expressSetup(express5), kit)
+runConformance('express 4', expressSetup(express4 as unknown as ExpressFactory), kit)

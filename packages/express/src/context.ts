@@ -1,4 +1,18 @@
+import type { Cache } from '@ri/cache'
 import type { Exchange, Pipeline } from '@ri/core'
+import type { Throttle } from '@ri/throttle'
+
+/**
+ * What route helpers resolve from `ri()`: the cache `cached()` stores in, the throttle
+ * `throttled()` shares. One frozen object per `ri()` instance.
+ *
+ * @example
+ * const deps: RiDeps = { cache, throttle }
+ */
+export interface RiDeps {
+  readonly cache?: Cache
+  readonly throttle?: Throttle
+}
 
 /**
  * What `ri()` leaves on the request for route-level helpers and integrations (@ri/nest).
@@ -10,6 +24,7 @@ import type { Exchange, Pipeline } from '@ri/core'
 export interface RiContext {
   readonly pipeline: Pipeline
   readonly exchange: Exchange
+  readonly deps: RiDeps
   /** An early answer was written: onSend features must not store it as a handler response. */
   answered: boolean
 }

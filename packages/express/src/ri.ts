@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { type Answer, createOptionsChecker, createRiPipeline, type Pipeline, type RiOptions } from '@ri/core'
+import { type Answer, createOptionsChecker, createRiPipeline, type Feature, type FeatureSet, featureSet, type MaybePromise, type Pipeline, type RiOptions } from '@ri/core'
 import { bindResponse, writeAnswer } from '@ri/core/node'
 import compression, { type CompressionOptions } from 'compression'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { captureBody } from './body.js'
-import { kRi, type RiContext, type WithRi } from './context.js'
-import { createRouteResolver, joinRoute } from './route.js'
+import { kRi, type RiContext, type RiDeps, type WithRi } from './context.js'
+import { kEarly } from './helpers.js'
+import { createRouteResolver, joinRoute, type RouteLike } from './route.js'
 
 /**
  * Options of `ri()`: every `RiOptions` of @ri/core plus the Express-only ones.
@@ -24,6 +25,12 @@ export interface RiExpressOptions extends RiOptions {
   compression?: boolean | CompressionOptions
   /** Use a pipeline built elsewhere (shared between servers, or by @ri/nest) instead of building one from these options. */
   pipeline?: Pipeline
+  /**
+   * Features whose `onRequest` runs before the global ones, for per-route exceptions to global
+   * features decided from the route template (@ri/nest's `@SkipThrottle()` map). Route-level
+   * `skipThrottle()` uses the same slot. Default none.
+   */
+  before?: readonly Feature[]
 }
 
 /**
@@ -43,11 +50,19 @@ export type RiMiddleware = RequestHandler & { readonly pipeline: Pipeline }
  */
 export const DEFAULTS = Object.freeze({ compression: false as boolean | CompressionOptions })
 
-const EXPRESS_ONLY = ['compression', 'pipeline'] as const
+const EXPRESS_ONLY = ['compression', 'pipeline', 'before'] as const
 
-function build(options: RiExpressOptions): { pipeline: Pipeline; compress: RequestHandler | undefined } {
+interface Built {
+  pipeline: Pipeline
+  compress: RequestHandler | undefined
+  before: readonly Feature[]
+  deps: RiDeps
+}
+
+function build(options: RiExpressOptions): Built {
   const check = createOptionsChecker('ri')
-  const { compression: compressionOption = DEFAULTS.compression, pipeline: given, ...riOptions } = options
+  const { compression: compressionOption = DEFAULTS.compression, pipeline: given, before = [], ...riOptions } = options
+  if (!Array.isArray(before)) check.problem('before', before, 'an array of features')
   if (typeof compressionOption !== 'boolean' && (typeof compressionOption !== 'object' || compressionOption === null)) {
     check.problem('compression', compressionOption, 'true, false or compression options')
   }
@@ -57,10 +72,42 @@ function build(options: RiExpressOptions): { pipeline: Pipeline; compress: Reque
     if (extra.length > 0) check.problem(extra[0]!, '(set)', `nothing else besides ${EXPRESS_ONLY.join(', ')} when "pipeline" is given`)
   }
   check.done()
+  if (before.length > 0) featureSet(before) // validates the features now
   const pipeline = given ?? createRiPipeline(riOptions)
   const compress = compressionOption === false ? undefined : (compression(compressionOption === true ? {} : compressionOption) as unknown as RequestHandler)
-  return { pipeline, compress }
+  const deps: RiDeps = Object.freeze({ cache: riOptions.cache as RiDeps['cache'], throttle: riOptions.throttle as RiDeps['throttle'] })
+  return { pipeline, compress, before, deps }
 }
+
+interface Attachable {
+  attach?(server: unknown): () => void
+}
+
+/**
+ * The features to run before the global ones for a route: `before` plus the route's own early
+ * middleware (`skipThrottle()`), compiled once per route object.
+ */
+function earlyResolver(before: readonly Feature[]): (route: RouteLike | undefined) => FeatureSet | undefined {
+  const beforeSet = before.length > 0 ? featureSet(before) : undefined
+  const perRoute = new WeakMap<RouteLike, FeatureSet | null>()
+  return (route) => {
+    if (!route) return beforeSet
+    let set = perRoute.get(route)
+    if (set === undefined) {
+      const early: Feature[] = [...before]
+      const stack = Array.isArray(route.stack) ? (route.stack as Array<{ handle?: { [kEarly]?: readonly Feature[] } }>) : []
+      for (const layer of stack) {
+        const f = layer.handle?.[kEarly]
+        if (f) early.push(...f)
+      }
+      set = early.length > 0 ? featureSet(Object.freeze(early)) : null
+      perRoute.set(route, set)
+    }
+    return set ?? undefined
+  }
+}
+
+const isPromise = <T>(v: MaybePromise<T>): v is Promise<T> => typeof (v as Promise<T> | undefined)?.then === 'function'
 
 /** An absolute-form request target (`GET http://host/path`) as Express routes it: path and query. */
 function originForm(url: string): string {
@@ -84,9 +131,13 @@ function originForm(url: string): string {
  * app.get('/users/:id', (req, res) => res.json({ id: req.params.id }))
  */
 export function ri(options: RiExpressOptions = {}): RiMiddleware {
-  const { pipeline, compress } = build(options)
+  const { pipeline, compress, before, deps } = build(options)
   const resolve = createRouteResolver()
+  const earlyFor = earlyResolver(before)
   const globalSend = pipeline.features.some((f) => f.onSend)
+  // health.attach() on the server the first request arrives on (ri() never sees app.listen()).
+  const health = options.pipeline === undefined ? (options.health as Attachable | undefined) : undefined
+  const attached = typeof health?.attach === 'function' ? new WeakSet<object>() : undefined
 
   function proceed(req: IncomingMessage, res: ServerResponse, next: NextFunction, ctx: RiContext): void {
     if (globalSend) captureBody(req, res, ctx.exchange, (body) => pipeline.send(ctx.exchange, body), () => ctx.answered)
@@ -100,15 +151,23 @@ export function ri(options: RiExpressOptions = {}): RiMiddleware {
     const q = url.indexOf('?')
     const path = q === -1 ? url : url.slice(0, q)
     const method = req.method
+    const resolved = resolve(req.app, method, path)
     const ex = pipeline.exchange({
       method,
       path,
       query: q === -1 ? '' : url.slice(q + 1),
-      route: resolve(req.app, method, path),
+      route: resolved?.template,
       headers: req.headers,
       remoteAddress: req.socket.remoteAddress,
     })
-    const ctx: RiContext = { pipeline, exchange: ex, answered: false }
+    if (attached) {
+      const server = (req.socket as { server?: object }).server
+      if (server && !attached.has(server)) {
+        attached.add(server)
+        health!.attach!(server)
+      }
+    }
+    const ctx: RiContext = { pipeline, exchange: ex, answered: false, deps }
     ;(req as WithRi)[kRi] = ctx
     if (ex.route === undefined) {
       // Fallback for what the layer walk cannot see (mounted sub-apps): Express knows by the end.
@@ -124,10 +183,18 @@ export function ri(options: RiExpressOptions = {}): RiMiddleware {
       ctx.answered = true
       writeAnswer(res, a, method === 'HEAD')
     }
-    const result = pipeline.request(ex)
-    if (result === undefined) proceed(req, res, next, ctx)
-    else if (typeof (result as Promise<Answer | undefined>).then === 'function') (result as Promise<Answer | undefined>).then(answer, next)
-    else answer(result as Answer)
+    const globalStep = (): void => {
+      const result = pipeline.request(ex)
+      if (result === undefined) proceed(req, res, next, ctx)
+      else if (isPromise(result)) result.then(answer, next)
+      else answer(result)
+    }
+    const early = earlyFor(resolved?.route)
+    if (!early) return globalStep()
+    const first = early.pipelineFor(pipeline.logger).request(ex)
+    if (first === undefined) return globalStep()
+    if (isPromise(first)) first.then((a) => (a ? answer(a) : globalStep()), next)
+    else answer(first)
   }
   return Object.assign(middleware, { pipeline }) as RiMiddleware
 }

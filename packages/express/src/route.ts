@@ -10,8 +10,9 @@ interface MatchV5 {
   readonly pattern?: unknown
 }
 
-interface RouteLike {
+export interface RouteLike {
   readonly path: unknown
+  readonly stack?: unknown
   _handlesMethod?(method: string): boolean
   _handles_method?(method: string): boolean
 }
@@ -69,7 +70,13 @@ function stackOf(app: AppLike): LayerLike[] | undefined {
   return Array.isArray(stack) ? (stack as LayerLike[]) : undefined
 }
 
-function resolveIn(stack: readonly LayerLike[], method: string, path: string, prefix: string, depth: number): string | undefined {
+/** A resolved route: its template and the Express route object (its stack holds the route's middleware). */
+export interface Resolved {
+  readonly template: string
+  readonly route: RouteLike
+}
+
+function resolveIn(stack: readonly LayerLike[], method: string, path: string, prefix: string, depth: number): Resolved | undefined {
   for (const layer of stack) {
     let m: boolean | MatchV5 | false
     try {
@@ -86,7 +93,7 @@ function resolveIn(stack: readonly LayerLike[], method: string, path: string, pr
       const handles = route._handlesMethod ? route._handlesMethod(method) : (route._handles_method?.(method) ?? false)
       if (!handles && method !== 'HEAD') continue
       const tpl = typeof pattern === 'string' ? pattern : typeof route.path === 'string' ? route.path : String(pattern ?? route.path)
-      return joinRoute(prefix, tpl)
+      return { template: joinRoute(prefix, tpl), route }
     }
     const sub = layer.handle?.stack
     if (Array.isArray(sub) && depth < MAX_DEPTH) {
@@ -99,14 +106,14 @@ function resolveIn(stack: readonly LayerLike[], method: string, path: string, pr
   return undefined
 }
 
-export type RouteResolver = (app: unknown, method: string, path: string) => string | undefined
+export type RouteResolver = (app: unknown, method: string, path: string) => Resolved | undefined
 
 /**
  * One resolver per `ri()` middleware: resolutions are cached per app, method and path in a
  * bounded map, dropped whenever the app's root stack changes size (routes added late).
  */
 export function createRouteResolver(): RouteResolver {
-  const perApp = new WeakMap<object, { size: number; cache: Map<string, string | null> }>()
+  const perApp = new WeakMap<object, { size: number; cache: Map<string, Resolved | null> }>()
   return (app, method, path) => {
     if (typeof app !== 'function' && (typeof app !== 'object' || app === null)) return undefined
     const stack = stackOf(app as AppLike)

@@ -1,5 +1,10 @@
 import type { Feature, RiOptions } from '@ri/core'
-import { type ConformanceRoute, runConformance, type StartSetup } from '@ri/testing'
+import { createCache } from '@ri/cache'
+import { createHealth } from '@ri/health'
+import { createMetrics } from '@ri/metrics'
+import { createSlowLog } from '@ri/slowlog'
+import { createThrottle } from '@ri/throttle'
+import { type ConformanceKit, type ConformanceRoute, runConformance, type StartSetup } from '@ri/testing'
 import Fastify from 'fastify'
 import { riPlugin, withFeatures } from './index.js'
 
@@ -11,7 +16,13 @@ export const fastifySetup: StartSetup = async (routes: readonly ConformanceRoute
     app.route({
       method: route.method,
       url: route.path,
-      config: route.features ? { ...withFeatures(...(route.features as unknown as Feature[])) } : {},
+      // the named route options, as an app writes them
+      config: {
+        ...(route.features ? withFeatures(...(route.features as unknown as Feature[])) : {}),
+        ...(route.cache ? { cache: route.cache } : {}),
+        ...(route.throttle || route.skipThrottle ? { throttle: route.skipThrottle ? false : route.throttle } : {}),
+        ...(route.slowMs !== undefined ? { slowMs: route.slowMs } : {}),
+      },
       handler: async (req, reply) => {
         const out = await route.handler({ method: req.method, params: req.params as Record<string, string>, headers: req.headers, body: req.body })
         reply.code(out.status)
@@ -24,4 +35,6 @@ export const fastifySetup: StartSetup = async (routes: readonly ConformanceRoute
   return { url, close: () => app.close() }
 }
 
-runConformance('fastify', fastifySetup)
+const kit: ConformanceKit = { createCache, createHealth, createMetrics, createSlowLog, createThrottle }
+
+runConformance('fastify', fastifySetup, kit)

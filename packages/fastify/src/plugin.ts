@@ -15,6 +15,7 @@ import {
 } from '@ri/core'
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { compileRoute, kRoute, type RiDeps, type RouteCompiled } from './features.js'
 
 /**
  * Options of `riPlugin`: every `RiOptions` of @ri/core, or a pipeline built elsewhere.
@@ -26,6 +27,12 @@ import fp from 'fastify-plugin'
 export interface RiFastifyOptions extends RiOptions {
   /** Use a pipeline built elsewhere (shared between servers, or by @ri/nest) instead of building one. */
   pipeline?: Pipeline
+  /**
+   * Features whose `onRequest` runs before the global ones, for per-route exceptions decided from
+   * the route template (@ri/nest's `@SkipThrottle()` map). A route's `config.throttle: false`
+   * uses the same slot. Default none.
+   */
+  before?: readonly Feature[]
 }
 
 interface RouteUnit {
@@ -104,20 +111,10 @@ export function sendAnswer(request: FastifyRequest, reply: FastifyReply, answer:
   reply.send(answer.body ?? '')
 }
 
-const routeSets = new WeakMap<object, FeatureSet | null>()
-function setOf(config: { riFeatures?: readonly Feature[] } | undefined): FeatureSet | undefined {
-  if (!config) return undefined
-  let set = routeSets.get(config)
-  if (set === undefined) {
-    set = Array.isArray(config.riFeatures) && config.riFeatures.length > 0 ? featureSet(config.riFeatures) : null
-    routeSets.set(config, set)
-  }
-  return set ?? undefined
-}
-
-function buildPipeline(options: RiFastifyOptions): Pipeline {
+function buildPipeline(options: RiFastifyOptions): { pipeline: Pipeline; before: readonly Feature[]; deps: RiDeps } {
   const check = createOptionsChecker('riPlugin')
-  const { pipeline: given, ...riOptions } = options
+  const { pipeline: given, before = [], ...riOptions } = options
+  if (!Array.isArray(before)) check.problem('before', before, 'an array of features')
   // fastify passes its own plugin options through; drop the ones it adds
   for (const k of ['prefix', 'logLevel', 'logSerializers'] as const) delete (riOptions as Record<string, unknown>)[k]
   if (given !== undefined) {
@@ -126,20 +123,44 @@ function buildPipeline(options: RiFastifyOptions): Pipeline {
     if (extra.length > 0) check.problem(extra[0]!, '(set)', 'nothing else when "pipeline" is given')
   }
   check.done()
-  return given ?? createRiPipeline(riOptions)
+  if (before.length > 0) featureSet(before) // validates the features now
+  const deps: RiDeps = Object.freeze({ cache: riOptions.cache as RiDeps['cache'], throttle: riOptions.throttle as RiDeps['throttle'] })
+  return { pipeline: given ?? createRiPipeline(riOptions), before, deps }
+}
+
+interface Attachable {
+  attach?(server: unknown): () => void
 }
 
 const plugin: FastifyPluginCallback<RiFastifyOptions> = (fastify, options, done) => {
-  let pipeline: Pipeline
+  let built: ReturnType<typeof buildPipeline>
   try {
-    pipeline = buildPipeline(options)
+    built = buildPipeline(options)
   } catch (error) {
     done(error as Error)
     return
   }
+  const { pipeline, before, deps } = built
   const globalSend = pipeline.features.some((f) => f.onSend)
+  const beforeSet = before.length > 0 ? featureSet(before) : undefined
 
   fastify.decorateRequest(kRi as unknown as string, null)
+
+  // Route config (`cache`, `throttle`, `slowMs`, `withFeatures()`) is compiled once per route, here.
+  fastify.addHook('onRoute', (routeOptions) => {
+    const config = (routeOptions.config ?? {}) as Record<string | symbol, unknown>
+    const compiled = compileRoute(config, deps, before)
+    if (compiled) routeOptions.config = { ...config, [kRoute]: compiled } as typeof routeOptions.config
+  })
+
+  const health = options.pipeline === undefined ? (options.health as Attachable | undefined) : undefined
+  if (typeof health?.attach === 'function') {
+    const detach = health.attach(fastify.server)
+    fastify.addHook('onClose', (_instance, closed) => {
+      detach()
+      closed()
+    })
+  }
 
   fastify.addHook('onRequest', function riOnRequest(request, reply, next) {
     const raw = request.raw
@@ -155,8 +176,9 @@ const plugin: FastifyPluginCallback<RiFastifyOptions> = (fastify, options, done)
     ;(request as unknown as WithRi)[kRi] = st
     const res = reply.raw
     res.once('close', () => pipeline.finish(ex, { status: res.statusCode, aborted: !res.writableFinished }))
-    const set = setOf(config)
-    const unit = set ? attach(st, set) : undefined
+    const compiled = (config as { [kRoute]?: RouteCompiled } | undefined)?.[kRoute]
+    const unit = compiled?.set ? attach(st, compiled.set) : undefined
+    const early = compiled ? compiled.early : beforeSet
 
     const answer = (a: Answer | undefined): void => {
       if (!a) return next()
@@ -168,13 +190,20 @@ const plugin: FastifyPluginCallback<RiFastifyOptions> = (fastify, options, done)
       if (isPromise(r)) r.then(answer, next)
       else answer(r)
     }
-    const result = pipeline.request(ex)
-    if (result === undefined) return routeStep()
-    if (isPromise(result)) {
-      result.then((a) => (a ? answer(a) : routeStep()), next)
-      return
+    const globalStep = (): void => {
+      const result = pipeline.request(ex)
+      if (result === undefined) return routeStep()
+      if (isPromise(result)) {
+        result.then((a) => (a ? answer(a) : routeStep()), next)
+        return
+      }
+      answer(result)
     }
-    answer(result)
+    if (!early) return globalStep()
+    const first = early.pipelineFor(pipeline.logger).request(ex)
+    if (first === undefined) return globalStep()
+    if (isPromise(first)) first.then((a) => (a ? answer(a) : globalStep()), next)
+    else answer(first)
   })
 
   const applyHeaders = (st: RiRequestState, reply: FastifyReply) => {

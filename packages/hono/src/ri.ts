@@ -14,6 +14,8 @@ import {
   type ResponseHeaders,
   type RiOptions,
 } from '@ri/core'
+import type { Cache } from '@ri/cache'
+import type { Throttle } from '@ri/throttle'
 import type { Context, MiddlewareHandler, Next } from 'hono'
 
 /**
@@ -31,7 +33,27 @@ export interface RiHonoOptions extends RiOptions {
    * Default: `c.env.incoming.socket.remoteAddress` (@hono/node-server), else none.
    */
   getRemoteAddress?: (c: Context) => string | undefined
+  /**
+   * Features whose `onRequest` runs before the global ones (per-route exceptions decided from the
+   * route template). Route-level `skipThrottle()` uses the same slot. Default none.
+   */
+  before?: readonly Feature[]
 }
+
+/**
+ * What route helpers resolve from `ri()`: the cache `cached()` stores in, the throttle
+ * `throttled()` shares. One frozen object per `ri()` instance.
+ *
+ * @example
+ * const deps: RiDeps = { cache, throttle }
+ */
+export interface RiDeps {
+  readonly cache?: Cache
+  readonly throttle?: Throttle
+}
+
+/** Marks route middleware whose features run before the global ones (found in `c.req.matchedRoutes`). */
+export const kEarly: unique symbol = Symbol.for('@ri/hono.early') as never
 
 interface RouteUnit {
   readonly set: FeatureSet
@@ -48,6 +70,7 @@ export interface RiState {
   readonly pipeline: Pipeline
   readonly exchange: Exchange
   route: RouteUnit[] | undefined
+  readonly deps: RiDeps
   /** An early answer was returned: onSend features must not treat it as a handler response. */
   answered: boolean
 }
@@ -108,6 +131,30 @@ export function routeOf(c: Context): string | undefined {
     if (fallback === undefined && r.method !== 'ALL') fallback = r.path
   }
   return fallback
+}
+
+/**
+ * Features to run before the global ones: `before` plus the early features of the matched route
+ * middleware (`skipThrottle()`), compiled once per distinct combination.
+ */
+function earlyResolver(before: readonly Feature[]): (c: Context) => FeatureSet | undefined {
+  const beforeSet = before.length > 0 ? featureSet(before) : undefined
+  const perHandler = new WeakMap<object, FeatureSet>()
+  return (c) => {
+    const routes = c.req.matchedRoutes
+    for (let i = 0; i < routes.length; i++) {
+      const f = (routes[i]!.handler as { [kEarly]?: readonly Feature[] })[kEarly]
+      if (f) {
+        let set = perHandler.get(f)
+        if (!set) {
+          set = featureSet(Object.freeze([...before, ...f]))
+          perHandler.set(f, set)
+        }
+        return set
+      }
+    }
+    return beforeSet
+  }
 }
 
 function headersOf(c: Context, env: NodeBindings | undefined): Record<string, HeaderValue> {
@@ -268,7 +315,8 @@ export function getExchange(c: Context): Exchange | undefined {
  */
 export function ri(options: RiHonoOptions = {}): RiMiddleware {
   const check = createOptionsChecker('ri')
-  const { pipeline: given, getRemoteAddress, ...riOptions } = options
+  const { pipeline: given, getRemoteAddress, before = [], ...riOptions } = options
+  if (!Array.isArray(before)) check.problem('before', before, 'an array of features')
   if (getRemoteAddress !== undefined && typeof getRemoteAddress !== 'function') check.problem('getRemoteAddress', getRemoteAddress, 'a function (c) => string | undefined')
   if (given !== undefined) {
     if (typeof given?.request !== 'function' || typeof given?.exchange !== 'function') check.problem('pipeline', given, 'a pipeline from createRiPipeline()')
@@ -276,7 +324,12 @@ export function ri(options: RiHonoOptions = {}): RiMiddleware {
     if (extra.length > 0) check.problem(extra[0]!, '(set)', 'nothing else besides pipeline, getRemoteAddress when "pipeline" is given')
   }
   check.done()
+  if (before.length > 0) featureSet(before) // validates the features now
   const pipeline = given ?? createRiPipeline(riOptions)
+  const deps: RiDeps = Object.freeze({ cache: riOptions.cache as RiDeps['cache'], throttle: riOptions.throttle as RiDeps['throttle'] })
+  const earlyFor = earlyResolver(before)
+  const health = given === undefined ? (riOptions.health as { attach?(server: unknown): () => void } | undefined) : undefined
+  const attached = typeof health?.attach === 'function' ? new WeakSet<object>() : undefined
   const globalSend = pipeline.features.some((f) => f.onSend)
   const globalSendFn = (ex: Exchange, body: Uint8Array) => pipeline.send(ex, body)
 
@@ -291,13 +344,29 @@ export function ri(options: RiHonoOptions = {}): RiMiddleware {
       headers: headersOf(c, env),
       remoteAddress: getRemoteAddress ? getRemoteAddress(c) : env?.incoming?.socket?.remoteAddress,
     })
-    const st: RiState = { pipeline, exchange: ex, route: undefined, answered: false }
+    const st: RiState = { pipeline, exchange: ex, route: undefined, answered: false, deps }
     c.set('ri', st)
     const out = env?.outgoing
     const node = out !== undefined && typeof out.writeHead === 'function' && typeof out.once === 'function'
     if (node) bindOutgoing(st, out)
-    const result = pipeline.request(ex)
-    const answer = isPromise(result) ? await result : result
+    if (attached) {
+      // health.attach() on the Node server the first request arrives on (@hono/node-server)
+      const server = (env?.incoming?.socket as { server?: object } | undefined)?.server
+      if (server && !attached.has(server)) {
+        attached.add(server)
+        health!.attach!(server)
+      }
+    }
+    const early = earlyFor(c)
+    let answer: Answer | undefined | void
+    if (early) {
+      const first = early.pipelineFor(pipeline.logger).request(ex)
+      answer = isPromise(first) ? await first : first
+    }
+    if (!answer) {
+      const result = pipeline.request(ex)
+      answer = isPromise(result) ? await result : result
+    }
     if (answer) {
       st.answered = true
       c.res = answerResponse(answer)

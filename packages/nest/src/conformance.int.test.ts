@@ -4,8 +4,13 @@ import { Controller, Get, HttpCode, type INestApplication, Module, Post, Req, Re
 import { NestFactory } from '@nestjs/core'
 import { FastifyAdapter } from '@nestjs/platform-fastify'
 import type { Feature, RiOptions } from '@ri/core'
-import { type ConformanceRoute, runConformance, type StartSetup } from '@ri/testing'
-import { RiModule, UseFeatures } from './index.js'
+import { createCache } from '@ri/cache'
+import { createHealth } from '@ri/health'
+import { createMetrics } from '@ri/metrics'
+import { createSlowLog } from '@ri/slowlog'
+import { createThrottle } from '@ri/throttle'
+import { type ConformanceKit, type ConformanceRoute, runConformance, type StartSetup } from '@ri/testing'
+import { Cached, RiModule, SkipThrottle, SlowThreshold, Throttle, UseFeatures } from './index.js'
 
 type Platform = 'express' | 'fastify'
 
@@ -38,6 +43,11 @@ function controllerFor(routes: readonly ConformanceRoute[], platform: Platform):
     Res({ passthrough: true })(proto, key, 1)
     HttpCode(200)(proto, key, descriptor)
     if (route.features) UseFeatures(...(route.features as unknown as Feature[]))(proto, key, descriptor)
+    // the named decorators, as an app writes them
+    if (route.skipThrottle) SkipThrottle()(proto, key, descriptor)
+    if (route.throttle) Throttle(route.throttle)(proto, key, descriptor)
+    if (route.slowMs !== undefined) SlowThreshold(route.slowMs)(proto, key, descriptor)
+    if (route.cache) Cached(route.cache)(proto, key, descriptor)
     ;(route.method === 'GET' ? Get(route.path) : Post(route.path))(proto, key, descriptor)
   })
   Controller()(ConformanceController)
@@ -64,5 +74,7 @@ export function nestSetup(platform: Platform): StartSetup {
   }
 }
 
-runConformance('nest-express', nestSetup('express'))
-runConformance('nest-fastify', nestSetup('fastify'))
+const kit: ConformanceKit = { createCache, createHealth, createMetrics, createSlowLog, createThrottle }
+
+runConformance('nest-express', nestSetup('express'), kit)
+runConformance('nest-fastify', nestSetup('fastify'), kit)

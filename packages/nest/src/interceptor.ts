@@ -1,47 +1,39 @@
 import { type CallHandler, type ExecutionContext, Inject, Injectable, type NestInterceptor } from '@nestjs/common'
-import { HttpAdapterHost, Reflector } from '@nestjs/core'
+import { HttpAdapterHost } from '@nestjs/core'
 import type { Answer, Feature, MaybePromise } from '@ri/core'
 import { applyFeatures as applyExpress } from '@ri/express'
 import { applyFeatures as applyFastify } from '@ri/fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Observable } from 'rxjs'
+import { map, mergeMap, type Observable } from 'rxjs'
 import { RiAnswerException } from './answer.js'
-import { RI_FEATURES } from './tokens.js'
+import { EMPTY_PLAN, type HandlerPlan, RiRoutes } from './routes.js'
 
 type Apply = (req: unknown, res: unknown, features: readonly Feature[]) => MaybePromise<Answer | undefined>
 
-const NONE: readonly Feature[] = Object.freeze([])
+interface HeaderSetter {
+  header(name: string, value: string): unknown
+}
+
+const isRaw = (v: unknown) => v === undefined || v === null || typeof v === 'string' || v instanceof Uint8Array || typeof (v as { pipe?: unknown }).pipe === 'function'
 
 /**
- * Runs the route-level features declared with `@UseFeatures()` (and the named decorators built on
- * it) on the exchange the platform binding created. Registered globally by `RiModule`; handlers
- * without ri metadata pass straight through.
+ * Runs a handler's ri decorators (`@UseFeatures()`, `@Cached()`, `@Throttle()`, `@SlowThreshold()`,
+ * `@SkipThrottle()`, `@Serialize()`, `@InvalidateTags()`) on the exchange the platform binding
+ * created; the plan of each handler is compiled once, at bootstrap. Registered globally by
+ * `RiModule`; handlers without ri metadata pass straight through.
  *
  * @example
  * // registered by RiModule.forRoot(); nothing to do. Declare features per handler:
- * @Get(':id') @UseFeatures(myFeature) get() {}
+ * @Get(':id') @Cached({ ttl: '30s' }) get() {}
  */
 @Injectable()
 export class RiInterceptor implements NestInterceptor {
-  // One merged (and stable: features are compiled per array) list per handler.
-  private readonly perHandler = new WeakMap<object, readonly Feature[]>()
   private apply: Apply | undefined
 
   constructor(
-    @Inject(Reflector) private readonly reflector: Reflector,
     @Inject(HttpAdapterHost) private readonly host: HttpAdapterHost,
+    @Inject(RiRoutes) private readonly routes: RiRoutes,
   ) {}
-
-  private featuresOf(context: ExecutionContext): readonly Feature[] {
-    const handler = context.getHandler()
-    let list = this.perHandler.get(handler)
-    if (!list) {
-      const merged = this.reflector.getAllAndMerge<Feature[]>(RI_FEATURES, [context.getClass(), handler])
-      list = merged.length > 0 ? Object.freeze(merged) : NONE
-      this.perHandler.set(handler, list)
-    }
-    return list
-  }
 
   private platform(): Apply {
     if (!this.apply) {
@@ -53,16 +45,42 @@ export class RiInterceptor implements NestInterceptor {
     return this.apply
   }
 
+  private handle(plan: HandlerPlan, next: CallHandler, req: unknown, res: unknown): Observable<unknown> {
+    let out = next.handle()
+    const stringify = plan.stringify
+    if (stringify) {
+      out = out.pipe(
+        map((value) => {
+          if (isRaw(value)) return value
+          ;(res as HeaderSetter).header('content-type', 'application/json; charset=utf-8')
+          return stringify(value)
+        }),
+      )
+    }
+    if (plan.invalidate) {
+      out = out.pipe(
+        mergeMap(async (value) => {
+          await this.routes.invalidate(plan, req as { params?: Record<string, string> })
+          return value
+        }),
+      )
+    }
+    return out
+  }
+
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> | Promise<Observable<unknown>> {
     if (context.getType() !== 'http') return next.handle()
-    const features = this.featuresOf(context)
-    if (features === NONE) return next.handle()
+    const plan = this.routes.planFor(context.getClass(), context.getHandler())
+    if (plan === EMPTY_PLAN) return next.handle()
     const http = context.switchToHttp()
-    const result = this.platform()(http.getRequest(), http.getResponse(), features)
-    if (result === undefined) return next.handle()
+    const req = http.getRequest<unknown>()
+    const res = http.getResponse<unknown>()
+    if (plan.features.length === 0) return this.handle(plan, next, req, res)
+    const result = this.platform()(req, res, plan.features)
+    if (result === undefined) return this.handle(plan, next, req, res)
     const decide = (answer: Answer | undefined) => {
       if (answer) throw new RiAnswerException(answer)
-      return next.handle()
+      return this.handle(plan, next, req, res)
     }
     return typeof (result as Promise<Answer | undefined>).then === 'function' ? (result as Promise<Answer | undefined>).then(decide) : decide(result as Answer)
   }

@@ -10,12 +10,13 @@ import {
   type OnApplicationBootstrap,
   type Provider,
 } from '@nestjs/common'
-import { APP_FILTER, APP_INTERCEPTOR, HttpAdapterHost } from '@nestjs/core'
+import { APP_FILTER, APP_INTERCEPTOR, DiscoveryModule, HttpAdapterHost } from '@nestjs/core'
 import { createRiPipeline, type Pipeline, type RiOptions } from '@ri/core'
 import { ri as riExpress, type RiExpressOptions } from '@ri/express'
 import { riPlugin } from '@ri/fastify'
 import { RiAnswerFilter } from './answer.js'
 import { RiInterceptor } from './interceptor.js'
+import { RiRoutes } from './routes.js'
 import { RI_CACHE, RI_DB, RI_OPTIONS, RI_PIPELINE } from './tokens.js'
 
 /**
@@ -57,6 +58,7 @@ function providers(options: Provider): Provider[] {
     { provide: RI_PIPELINE, useFactory: pipelineOf, inject: [RI_OPTIONS] },
     { provide: RI_CACHE, useFactory: (o: RiModuleOptions) => o.cache ?? null, inject: [RI_OPTIONS] },
     { provide: RI_DB, useFactory: (o: RiModuleOptions) => o.db ?? null, inject: [RI_OPTIONS] },
+    RiRoutes,
     { provide: APP_INTERCEPTOR, useClass: RiInterceptor },
     { provide: APP_FILTER, useClass: RiAnswerFilter },
   ]
@@ -83,6 +85,7 @@ export class RiModule implements NestModule, OnApplicationBootstrap, BeforeAppli
     @Inject(RI_PIPELINE) private readonly pipeline: Pipeline,
     @Inject(RI_OPTIONS) private readonly options: RiModuleOptions,
     @Inject(HttpAdapterHost) private readonly host: HttpAdapterHost,
+    @Inject(RiRoutes) private readonly routes: RiRoutes,
   ) {}
 
   /**
@@ -90,7 +93,7 @@ export class RiModule implements NestModule, OnApplicationBootstrap, BeforeAppli
    * RiModule.forRoot({ metrics, health, throttle, cache, trustProxy: 'loopback' })
    */
   static forRoot(options: RiModuleOptions = {}): DynamicModule {
-    return { module: RiModule, global: true, providers: providers({ provide: RI_OPTIONS, useValue: options }), exports: EXPORTS }
+    return { module: RiModule, global: true, imports: [DiscoveryModule], providers: providers({ provide: RI_OPTIONS, useValue: options }), exports: EXPORTS }
   }
 
   /**
@@ -101,7 +104,7 @@ export class RiModule implements NestModule, OnApplicationBootstrap, BeforeAppli
     return {
       module: RiModule,
       global: true,
-      imports: options.imports ?? [],
+      imports: [DiscoveryModule, ...(options.imports ?? [])],
       providers: providers({ provide: RI_OPTIONS, useFactory: options.useFactory as (...args: unknown[]) => unknown, inject: options.inject ?? [] }),
       exports: EXPORTS,
     }
@@ -112,10 +115,12 @@ export class RiModule implements NestModule, OnApplicationBootstrap, BeforeAppli
     const adapter = this.host.httpAdapter
     if (!adapter) return
     const instance = adapter.getInstance() as { use?: (fn: unknown) => unknown; register?: (plugin: unknown, opts: unknown) => unknown }
+    // `before`: @SkipThrottle() handlers are marked before the global throttle runs
+    const before = [this.routes.early]
     if (adapter.getType() === 'fastify') {
-      void instance.register?.(riPlugin, { pipeline: this.pipeline })
+      void instance.register?.(riPlugin, { pipeline: this.pipeline, before })
     } else {
-      instance.use?.(riExpress({ pipeline: this.pipeline, compression: this.options.compression }))
+      instance.use?.(riExpress({ pipeline: this.pipeline, compression: this.options.compression, before }))
     }
   }
 

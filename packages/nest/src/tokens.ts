@@ -35,6 +35,20 @@ export const RI_DB = 'RI_DB'
  * reflector.getAllAndMerge<Feature[]>(RI_FEATURES, [context.getClass(), context.getHandler()])
  */
 export const RI_FEATURES = 'ri:features'
+/** @internal Metadata keys of the named decorators. */
+export const RI_CACHED = 'ri:cached'
+/** @internal */
+export const RI_CACHE_TAGS = 'ri:cache-tags'
+/** @internal */
+export const RI_INVALIDATE_TAGS = 'ri:invalidate-tags'
+/** @internal */
+export const RI_THROTTLE = 'ri:throttle'
+/** @internal */
+export const RI_SKIP_THROTTLE = 'ri:skip-throttle'
+/** @internal */
+export const RI_SLOW = 'ri:slow-threshold'
+/** @internal */
+export const RI_SERIALIZE = 'ri:serialize'
 
 /**
  * Injects the cache given to `RiModule.forRoot({ cache })`.

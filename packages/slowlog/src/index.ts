@@ -1,6 +1,7 @@
 export {
   createSlowLog,
   setSlowThreshold,
+  slowThreshold,
   redactQuery,
   DEFAULTS,
   SENSITIVE_HEADERS,

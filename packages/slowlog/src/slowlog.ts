@@ -116,6 +116,28 @@ export function setSlowThreshold(exchange: Exchange, thresholdMs: number): void 
 }
 
 /**
+ * A route-level core `Feature` that sets this route's slow threshold (`setSlowThreshold` in
+ * `onRequest`): what the adapters' `slowThreshold(ms)` helpers, Fastify's route `config.slowMs`
+ * and Nest's `@SlowThreshold(ms)` attach. `false` never logs the route as slow. The threshold is
+ * validated here, once (RiConfigError).
+ *
+ * @example
+ * createPipeline([slowlog.feature(), slowThreshold('2s')])
+ */
+export function slowThreshold(threshold: Duration | false): Feature {
+  const check = createOptionsChecker('slowThreshold')
+  const ms = threshold === false ? Number.POSITIVE_INFINITY : check.duration('threshold', threshold, Number.NaN)
+  if (threshold !== false && check.problems.length === 0 && !(ms >= 0)) check.problem('threshold', threshold, 'a duration (ms or a string like "2s") or false')
+  check.done()
+  return {
+    name: 'slow-threshold',
+    onRequest(ex) {
+      ex.state[THRESHOLD_KEY] = ms
+    },
+  }
+}
+
+/**
  * Creates the slow-request logger. Fast requests cost one comparison of the duration the
  * pipeline measured anyway; only slow, failed or sampled requests build a log line.
  *

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto'
+import { promisify } from 'node:util'
+import { brotliCompress, constants as zlibConstants, gzip } from 'node:zlib'
 import { type Answer, createOptionsChecker, type Duration, type Exchange, type Feature } from '@ri/core'
 import type { Cache } from '../cache/types.js'
 
@@ -27,7 +29,36 @@ export interface CachedOptions {
   cacheControl?: boolean
   /** Feature name (several response caches can coexist). Default `cached`. */
   name?: string
+  /**
+   * Compressed variants stored beside the identity body, produced once when the response is
+   * stored and served to clients whose `Accept-Encoding` accepts them (`Vary: Accept-Encoding`).
+   * Only for compressible content types, bodies of at least `threshold` bytes, responses without
+   * their own `Content-Encoding` or `Cache-Control: no-transform`, and variants smaller than the
+   * identity body. Default `{ threshold: 1024, encodings: ['br', 'gzip'] }`; `false` stores none.
+   */
+  compress?: false | CompressOptions
 }
+
+/**
+ * Compressed variants of stored responses.
+ *
+ * @example
+ * cached({ cache, compress: { threshold: 2048, encodings: ['gzip'] } })
+ */
+export interface CompressOptions {
+  /** Smallest body (bytes) worth compressing. Default 1024. */
+  threshold?: number
+  /** Variants to produce, in order of preference when a client accepts several. Default `['br', 'gzip']`. */
+  encodings?: ReadonlyArray<'br' | 'gzip'>
+}
+
+const COMPRESS_DEFAULTS = Object.freeze({ threshold: 1024, encodings: Object.freeze(['br', 'gzip'] as const) })
+const COMPRESSIBLE = /^\s*(?:text\/|application\/(?:json|javascript|ecmascript|xml|x-www-form-urlencoded|(?:[\w.-]+\+)(?:json|xml))|image\/svg\+xml)/i
+const gzipAsync = promisify(gzip)
+const brotliAsync = promisify(brotliCompress)
+// Quality 5 with a size hint: most of brotli's gain at a fraction of quality 11's CPU (done once per store).
+const brotliOptions = (size: number) => ({ params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 5, [zlibConstants.BROTLI_PARAM_SIZE_HINT]: size } })
+const ETAG_SUFFIX: Readonly<Record<string, string>> = Object.freeze({ br: '-br', gzip: '-gz' })
 
 /**
  * What is stored per response. `bodies` is keyed by content-coding so compressed variants
@@ -78,7 +109,7 @@ interface PendingState {
  */
 export function cached(options: CachedOptions): Feature {
   const check = createOptionsChecker('cached')
-  check.known(options, ['cache', 'ttl', 'tags', 'key', 'vary', 'statuses', 'allowSetCookie', 'cacheControl', 'name'])
+  check.known(options, ['cache', 'ttl', 'tags', 'key', 'vary', 'statuses', 'allowSetCookie', 'cacheControl', 'name', 'compress'])
   const cache = options?.cache
   if (!cache || typeof cache.getEntry !== 'function' || typeof cache.set !== 'function') check.problem('cache', cache, 'a cache from createCache()')
   const ttl = check.duration('ttl', options?.ttl)
@@ -102,6 +133,21 @@ export function cached(options: CachedOptions): Feature {
   const allowSetCookie = check.boolean('allowSetCookie', options?.allowSetCookie, false)
   const cacheControl = check.boolean('cacheControl', options?.cacheControl, true)
   const name = check.string('name', options?.name, 'cached', /^[\w.-]{1,64}$/)
+  const compressOpt = options?.compress
+  let threshold: number = COMPRESS_DEFAULTS.threshold
+  let encodings: ReadonlyArray<'br' | 'gzip'> = COMPRESS_DEFAULTS.encodings
+  if (compressOpt === false) encodings = []
+  else if (compressOpt !== undefined) {
+    if (typeof compressOpt !== 'object' || compressOpt === null) check.problem('compress', compressOpt, 'false or { threshold, encodings }')
+    else {
+      check.known(compressOpt, ['threshold', 'encodings'], 'compress')
+      threshold = check.integer('compress.threshold', compressOpt.threshold, threshold, { min: 0 })
+      const e = compressOpt.encodings
+      if (e !== undefined && (!Array.isArray(e) || e.length === 0 || e.some((x) => x !== 'br' && x !== 'gzip') || new Set(e).size !== e.length)) {
+        check.problem('compress.encodings', e, "a non-empty array of 'br' and/or 'gzip'")
+      } else if (e !== undefined) encodings = Object.freeze([...e])
+    }
+  }
   check.done()
   const varyHeader = vary.length > 0 ? vary.join(', ') : undefined
   const setOptions = (ex: Exchange) => {
@@ -131,15 +177,46 @@ export function cached(options: CachedOptions): Feature {
     headers['x-cache'] = state
     if (cacheControl && !hasCacheControl) headers['cache-control'] = `public, max-age=${Math.max(0, Math.floor((freshUntil - now) / 1000))}`
     if (varyHeader !== undefined && headers.vary === undefined) headers.vary = varyHeader
-    if (matches(ex.header('if-none-match'), stored.etag)) {
+    let coding = 'identity'
+    if (hasVariants(stored)) {
+      headers.vary = withAcceptEncoding(headers.vary)
+      coding = negotiate(ex.header('accept-encoding'), stored.bodies, encodings)
+      if (coding !== 'identity') {
+        headers.etag = stored.etag.slice(0, -1) + ETAG_SUFFIX[coding] + '"'
+        headers['content-encoding'] = coding
+      }
+    }
+    const inm = ex.header('if-none-match')
+    if (matches(inm, headers.etag as string) || (coding !== 'identity' && matches(inm, stored.etag))) {
       // 304 keeps the validators and caching headers, drops the representation headers.
       delete headers['content-type']
       delete headers['content-encoding']
       delete headers['content-language']
       return { status: 304, headers }
     }
-    const body = stored.bodies.identity
-    return { status: stored.status, headers, body: body === undefined ? '' : body.b ? Buffer.from(body.d, 'base64') : body.d }
+    return { status: stored.status, headers, body: bodyOf(stored, coding) }
+  }
+
+  /** The compressed variants worth storing, or undefined (produced off the event loop by zlib's pool). */
+  const compressVariants = async (body: Uint8Array | string, rh: Exchange['responseHeaders']): Promise<Array<[string, Buffer]> | undefined> => {
+    if (encodings.length === 0) return undefined
+    const size = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
+    if (size < threshold || rh['content-encoding'] !== undefined) return undefined
+    const type = rh['content-type']
+    if (typeof type !== 'string' || !COMPRESSIBLE.test(type)) return undefined
+    const cc = rh['cache-control']
+    if (cc !== undefined && /no-transform/i.test(Array.isArray(cc) ? cc.join(',') : cc)) return undefined
+    const input = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+    const out = await Promise.all(
+      encodings.map((coding) =>
+        (coding === 'br' ? brotliAsync(input, brotliOptions(size)) : gzipAsync(input)).then(
+          (bytes): [string, Buffer] | undefined => (bytes.byteLength < size ? [coding, bytes] : undefined),
+          () => undefined,
+        ),
+      ),
+    )
+    const kept = out.filter((v): v is [string, Buffer] => v !== undefined)
+    return kept.length > 0 ? kept : undefined
   }
 
   return {
@@ -181,13 +258,12 @@ export function cached(options: CachedOptions): Feature {
           if (Array.isArray(v)) for (const x of v) headers.push([k, String(x)])
           else headers.push([k, String(v)])
         }
-        const stored: StoredResponse = {
-          v: 1,
-          status: ex.status,
-          headers,
-          etag,
-          bodies: { identity: isText ? { d: body, b: false } : { d: Buffer.from(body).toString('base64'), b: true } },
+        const bodies: Record<string, { d: string; b: boolean }> = {
+          identity: isText ? { d: body, b: false } : { d: Buffer.from(body).toString('base64'), b: true },
         }
+        const variants = await compressVariants(body, rh)
+        if (variants) for (const [coding, bytes] of variants) bodies[coding] = { d: bytes.toString('base64'), b: true }
+        const stored: StoredResponse = { v: 1, status: ex.status, headers, etag, bodies }
         const o = setOptions(ex)
         await cache.set(st.key, stored, o)
         ex.setHeader('etag', etag)
@@ -196,6 +272,7 @@ export function cached(options: CachedOptions): Feature {
           ex.setHeader('cache-control', `public, max-age=${seconds}`)
         }
         if (varyHeader !== undefined && rh.vary === undefined) ex.setHeader('vary', varyHeader)
+        if (variants) ex.setHeader('vary', withAcceptEncoding(rh.vary ?? varyHeader))
         return undefined
       } finally {
         if (st.refreshing) refreshing.delete(st.key)
@@ -206,6 +283,58 @@ export function cached(options: CachedOptions): Feature {
       if (st?.refreshing) refreshing.delete(st.key)
     },
   }
+}
+
+const hasVariants = (stored: StoredResponse): boolean => {
+  for (const k in stored.bodies) if (k !== 'identity') return true
+  return false
+}
+
+function withAcceptEncoding(vary: string | string[] | undefined): string {
+  const v = Array.isArray(vary) ? vary.join(', ') : vary
+  if (v === undefined || v === '') return 'accept-encoding'
+  return /(?:^|,)\s*(?:accept-encoding|\*)\s*(?:,|$)/i.test(v) ? v : `${v}, accept-encoding`
+}
+
+/** The stored coding to send: the first of `preference` the client accepts (q > 0), else identity. */
+function negotiate(header: string | undefined, bodies: StoredResponse['bodies'], preference: ReadonlyArray<string>): string {
+  if (header === undefined || header === '') return 'identity'
+  let star: number | undefined
+  const q: Record<string, number> = Object.create(null)
+  for (const part of header.split(',')) {
+    const [rawCoding, ...params] = part.split(';')
+    const coding = rawCoding!.trim().toLowerCase()
+    if (coding === '') continue
+    let value = 1
+    for (const p of params) {
+      const m = /^\s*q\s*=\s*([0-9.]+)\s*$/i.exec(p)
+      if (m) value = Number(m[1])
+    }
+    if (!Number.isFinite(value)) continue
+    if (coding === '*') star = value
+    else q[coding] = value
+  }
+  for (const coding of preference) {
+    if (bodies[coding] === undefined) continue
+    const accepted = q[coding] ?? star ?? 0
+    if (accepted > 0) return coding
+  }
+  return 'identity'
+}
+
+// Decoded bodies per stored object: an L1 hit returns the same object, so base64 is decoded once.
+const decoded = new WeakMap<StoredResponse, Record<string, Buffer>>()
+
+function bodyOf(stored: StoredResponse, coding: string): string | Uint8Array {
+  const body = stored.bodies[coding]
+  if (body === undefined) return ''
+  if (!body.b) return body.d
+  let cache = decoded.get(stored)
+  if (!cache) {
+    cache = Object.create(null) as Record<string, Buffer>
+    decoded.set(stored, cache)
+  }
+  return (cache[coding] ??= Buffer.from(body.d, 'base64'))
 }
 
 function isStored(value: unknown): value is StoredResponse {

@@ -1,6 +1,7 @@
 import type {
   AnswerLike,
   ConformanceRoute,
+  DurationLike,
   EventsLike,
   ExchangeLike,
   FeatureLike,
@@ -233,3 +234,61 @@ export function conformanceRoutes(probe: Probe): ConformanceRoute[] {
     },
   ]
 }
+
+/** Handler calls per route of the feature table (a cache HIT or a 429 never reaches the handler). */
+export interface FeatureProbe {
+  readonly handled: Record<string, number>
+}
+
+export function createFeatureProbe(): FeatureProbe {
+  return { handled: Object.create(null) as Record<string, number> }
+}
+
+/**
+ * The route table of the feature scenarios: each row uses one named route-level option that the
+ * setup translates to its adapter's own unit (`cached()`, `config.cache`, `@Cached()` ...).
+ */
+export function featureRoutes(probe: FeatureProbe): ConformanceRoute[] {
+  const count = (route: string) => {
+    probe.handled[route] = (probe.handled[route] ?? 0) + 1
+    return probe.handled[route]!
+  }
+  return [
+    {
+      method: 'GET',
+      path: '/items/:id',
+      cache: { ttl: '1m', tags: ['items'], vary: ['accept-language'] },
+      handler: (req) => json(200, { id: req.params.id, n: count('/items/:id'), text: 'ri ✓ café '.repeat(120) }),
+    },
+    { method: 'GET', path: '/limited', throttle: { limit: 2, window: '1m' }, handler: () => json(200, { n: count('/limited') }) },
+    { method: 'GET', path: '/open', handler: () => json(200, { n: count('/open') }) },
+    { method: 'GET', path: '/exempt', skipThrottle: true, handler: () => json(200, { n: count('/exempt') }) },
+    { method: 'GET', path: '/counted', handler: () => json(200, { n: count('/counted') }) },
+    {
+      method: 'GET',
+      path: '/slow',
+      slowMs: 40,
+      handler: async () => {
+        count('/slow')
+        await sleep(80)
+        return json(200, { slow: true })
+      },
+    },
+    { method: 'GET', path: '/fast', handler: () => json(200, { n: count('/fast') }) },
+    {
+      method: 'GET',
+      path: '/work',
+      handler: async (req) => {
+        count('/work')
+        await sleep(Number(req.headers['x-delay'] ?? 40))
+        return json(200, { done: true })
+      },
+    },
+  ]
+}
+
+/** The global throttle of the feature servers: `/exempt` and `/counted` allow one request a minute. */
+export const FEATURE_THROTTLE_RULES: Readonly<Record<string, { limit: number; window: DurationLike }>> = Object.freeze({
+  'GET /exempt': { limit: 1, window: '1m' },
+  'GET /counted': { limit: 1, window: '1m' },
+})

@@ -2,7 +2,8 @@ import { connect } from 'node:net'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BYTES_BODY, conformanceRoutes, createProbe, globalFeatures, type Observation, type Probe } from './fixtures.js'
-import type { ConformanceServer, StartSetup } from './types.js'
+import { featureScenarios } from './features.js'
+import type { ConformanceKit, ConformanceServer, StartSetup } from './types.js'
 
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._:~-]{0,63}$/
 let seq = 0
@@ -63,9 +64,10 @@ const finished = (probe: Probe, id: string) => waitFor(() => {
  * @example
  * // packages/express/src/conformance.int.test.ts
  * import { runConformance } from '@ri/testing'
- * runConformance('express 5', async (routes, options) => startExpress(routes, options))
+ * import { createCache } from '@ri/cache' // ... and the other factories
+ * runConformance('express 5', async (routes, options) => startExpress(routes, options), { createCache, createHealth, createMetrics, createSlowLog, createThrottle })
  */
-export function runConformance(name: string, start: StartSetup): void {
+export function runConformance(name: string, start: StartSetup, kit?: ConformanceKit): void {
   describe(`conformance: ${name}`, () => {
     const probe = createProbe()
     const trusted = createProbe()
@@ -323,15 +325,11 @@ export function runConformance(name: string, start: StartSetup): void {
       })
     })
 
-    // Filled by the lead when the feature packages land (see issue 8).
-    describe('features (pending)', () => {
-      it.todo('metrics: http_request labels use route templates; /metrics exposition')
-      it.todo('throttle: 429 with RateLimit / RateLimit-Policy / Retry-After, other routes unaffected, skip works')
-      it.todo('cache: MISS then HIT then 304 on If-None-Match; X-Cache, Cache-Control/Age, Vary')
-      it.todo('cache: invalidation by tag turns HIT back to MISS on every instance (two servers sharing Redis)')
-      it.todo('cache: gzip and br variants served to clients that accept them and decompress to the same bytes')
-      it.todo('slowlog: slow route logged, fast route not')
-      it.todo('health: liveness, readiness, startup probes; graceful drain under load')
-    })
+    if (kit) featureScenarios(start, kit)
+    else {
+      describe('features (pass a kit to runConformance)', () => {
+        it.todo('metrics, throttle, cache, slowlog, health scenarios')
+      })
+    }
   })
 }

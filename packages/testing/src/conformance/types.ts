@@ -6,6 +6,9 @@
 
 export type HeaderValue = string | string[] | undefined
 
+/** Core's `Duration`, structurally: milliseconds or `'30s'`, `'1m'` ... */
+export type DurationLike = number | `${number}${'ms' | 's' | 'm' | 'h' | 'd' | 'w'}`
+
 /** What the suite's test features read from an exchange (a subset of core's `Exchange`). */
 export interface ExchangeLike {
   readonly method: string
@@ -81,15 +84,63 @@ export interface ConformanceRoute {
   readonly path: string
   /** Route-level features: the setup applies them with its adapter's generic per-route wrapper. */
   readonly features?: readonly FeatureLike[]
+  /** Response cache of the route: the setup applies its adapter's named unit (`cached()`, `config.cache`, `@Cached()`). */
+  readonly cache?: { readonly ttl: DurationLike; readonly tags: readonly string[]; readonly vary?: readonly string[] }
+  /** Route-level limit (`throttled()`, `config.throttle`, `@Throttle()`). */
+  readonly throttle?: { readonly limit: number; readonly window: DurationLike }
+  /** Exempt from every throttle (`skipThrottle()`, `config.throttle: false`, `@SkipThrottle()`). */
+  readonly skipThrottle?: boolean
+  /** Slow threshold of the route (`slowThreshold()`, `config.slowMs`, `@SlowThreshold()`). */
+  readonly slowMs?: number
   /** Throws on `/boom`: setups must let the framework's own error handling answer (500). */
   handler(req: ConformanceRequest): ConformanceResponse | Promise<ConformanceResponse>
 }
 
 /** Options the suite passes to `ri({...})` (a subset of core's `RiOptions`). */
 export interface ConformanceRiOptions {
-  readonly features: readonly FeatureLike[]
-  readonly events: EventsLike
+  readonly features?: readonly FeatureLike[]
+  readonly events?: EventsLike
   readonly trustProxy?: 'loopback' | boolean
+  /** Objects built by the kit's factories (feature scenarios only). */
+  readonly metrics?: unknown
+  readonly throttle?: unknown
+  readonly cache?: unknown
+  readonly slowlog?: unknown
+  readonly health?: unknown
+}
+
+/** The parts of a @ri/cache instance the suite drives. */
+export interface CacheLike {
+  invalidateTags(tags: readonly string[]): Promise<void>
+  close(): Promise<void>
+}
+
+/** The parts of a @ri/health instance the suite drives. */
+export interface HealthLike {
+  shutdown(reason?: string): Promise<unknown>
+}
+
+/**
+ * The feature packages' factories, handed in by each adapter's test (the suite does not depend on
+ * them): `{ createMetrics, createThrottle, createCache, createSlowLog, createHealth }`.
+ */
+export interface ConformanceKit {
+  createMetrics(options: { defaultMetrics: false }): unknown
+  createThrottle(options: { default: false; rules: Record<string, { limit: number; window: DurationLike }> }): unknown
+  createCache(options: { l2?: string; prefix: string; ttl: DurationLike }): CacheLike
+  createSlowLog(options: { logger: LoggerLike; thresholdMs: DurationLike }): unknown
+  createHealth(options: { shutdown: { signals: never[]; drainDelayMs: number; timeoutMs: number; exit: false } }): HealthLike
+}
+
+/** A pino-compatible logger, structurally. */
+export interface LoggerLike {
+  trace(...args: unknown[]): void
+  debug(...args: unknown[]): void
+  info(...args: unknown[]): void
+  warn(...args: unknown[]): void
+  error(...args: unknown[]): void
+  fatal(...args: unknown[]): void
+  child(bindings: Record<string, unknown>): LoggerLike
 }
 
 /** A real listening server of one setup. */
