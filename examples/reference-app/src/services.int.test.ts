@@ -1,0 +1,68 @@
+import { noopLogger } from '@ri/core'
+import { describeWithPostgres, type PostgresCluster, type RedisServer, requireService, startPostgres, startRedis } from '@ri/testing'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { type RunningApp, startApp } from './app.js'
+import { configFromEnv } from './config.js'
+
+// The same app on real services: Redis (cache L2 + bus, throttle) and a PostgreSQL primary with a
+// streaming replica that applies WAL 300 ms late, so replica reads are visibly stale after a write.
+describeWithPostgres('reference app on Redis and PostgreSQL primary + replica', () => {
+  let redis: RedisServer | undefined
+  let pg: PostgresCluster | undefined
+  let running: RunningApp
+  let base = ''
+
+  beforeAll(async () => {
+    if (!requireService('redis')) return
+    ;[redis, pg] = await Promise.all([startRedis(), startPostgres({ replicas: 1, applyDelayMs: 300 })])
+    const env = { PORT: '0', REDIS_URL: redis.url, DATABASE_URL: pg.primary.url, DATABASE_REPLICA_URLS: pg.replicas[0]!.url, ORDERS_SEED: '3000' }
+    running = await startApp(configFromEnv(env), { logger: noopLogger, signals: false, nestLogLevels: false })
+    base = running.url
+    // The cache trusts its L1 only while its bus is connected: start once it is.
+    for (let i = 0; i < 100 && !/^ri_cache_bus_connected 1$/m.test(await (await fetch(`${base}/metrics`)).text()); i++) {
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  })
+  afterAll(async () => {
+    await Promise.allSettled([redis?.stop(), pg?.stop()])
+  })
+
+  it('reads from the replica, writes to the primary, the writer reads its write, everyone converges', async () => {
+    if (!redis) return
+    const price = async (headers: Record<string, string> = {}) => {
+      const res = await fetch(`${base}/products/9`, { headers })
+      return { cache: res.headers.get('x-cache'), priceCents: ((await res.json()) as { priceCents: number }).priceCents }
+    }
+    const before = await price()
+    expect(before.cache).toBe('MISS')
+    const again = await price()
+    expect(again.cache).toBe('HIT')
+
+    const write = await fetch(`${base}/products/9/price`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ priceCents: before.priceCents + 1 }) })
+    expect(write.status).toBe(200)
+    const cookie = write.headers.get('set-cookie')!.split(';')[0]!
+    // The writer: its cookie skips the cache and the lagging replica (read-your-writes by LSN).
+    expect(await price({ cookie })).toEqual({ cache: null, priceCents: before.priceCents + 1 })
+    // Another client, at once: may read the old price from the replica (300 ms behind) ...
+    await price()
+    // ... but the second purge, once the replica replayed the write, brings everyone to the new price.
+    await new Promise((r) => setTimeout(r, 1_000))
+    expect((await price()).priceCents).toBe(before.priceCents + 1)
+
+    const text = await (await fetch(`${base}/metrics`)).text()
+    expect(text).toMatch(/ri_db_queries_total\{role="replica",reason="read"\} [1-9]/)
+    expect(text).toMatch(/ri_db_queries_total\{role="primary",reason="read-your-writes"\} [1-9]/)
+    expect(text).toMatch(/ri_cache_bus_connected 1/)
+    expect(text).toMatch(/ri_throttle_decisions_total\{[^}]*store="redis"\} [1-9]/)
+    const ready = (await (await fetch(`${base}/health/ready`)).json()) as { status: string; checks: Record<string, unknown> }
+    expect(ready.status).toBe('pass')
+    expect(Object.keys(ready.checks)).toEqual(expect.arrayContaining(['db:replication', 'redis:responseTime']))
+  })
+
+  it('shuts down cleanly: drain, then cache, Redis and the database close without error', async () => {
+    if (!redis) return
+    const result = await running.infra.health.shutdown('test')
+    expect(result).toMatchObject({ code: 0, timedOut: false })
+    await running.close()
+  })
+})
