@@ -18,8 +18,11 @@ describeWithPostgres('reference app on Redis and PostgreSQL primary + replica', 
     const env = { PORT: '0', REDIS_URL: redis.url, DATABASE_URL: pg.primary.url, DATABASE_REPLICA_URLS: pg.replicas[0]!.url, ORDERS_SEED: '3000' }
     running = await startApp(configFromEnv(env), { logger: noopLogger, signals: false, nestLogLevels: false })
     base = running.url
-    // The cache trusts its L1 only while its bus is connected: start once it is.
-    for (let i = 0; i < 100 && !/^ri_cache_bus_connected 1$/m.test(await (await fetch(`${base}/metrics`)).text()); i++) {
+    // The cache trusts its L1 only while its bus is connected: start once it is (bounded, and loud
+    // if it never connects, rather than a confusing MISS later).
+    const deadline = Date.now() + 20_000
+    while (!/^ri_cache_bus_connected 1$/m.test(await (await fetch(`${base}/metrics`)).text())) {
+      if (Date.now() > deadline) throw new Error('the cache bus did not connect to Redis within 20 s')
       await new Promise((r) => setTimeout(r, 50))
     }
   })
@@ -35,7 +38,12 @@ describeWithPostgres('reference app on Redis and PostgreSQL primary + replica', 
     }
     const before = await price()
     expect(before.cache).toBe('MISS')
-    const again = await price()
+    // The MISS stores the response off the request path; the next reads hit once it has landed.
+    let again = await price()
+    for (let i = 0; i < 40 && again.cache !== 'HIT'; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      again = await price()
+    }
     expect(again.cache).toBe('HIT')
 
     const write = await fetch(`${base}/products/9/price`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ priceCents: before.priceCents + 1 }) })
