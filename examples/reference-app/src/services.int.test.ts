@@ -25,6 +25,13 @@ describeWithPostgres('reference app on Redis and PostgreSQL primary + replica', 
       if (Date.now() > deadline) throw new Error('the cache bus did not connect to Redis within 20 s')
       await new Promise((r) => setTimeout(r, 50))
     }
+    // The seed is written on the primary; reads go to the replica, which replays it after its apply
+    // delay. Wait until the replica has it (product 10 is seeded by the same statement as product 9,
+    // which the test reads first and expects as a MISS).
+    while ((await fetch(`${base}/products/10`)).status !== 200) {
+      if (Date.now() > deadline) throw new Error('the replica did not replay the seed within 20 s')
+      await new Promise((r) => setTimeout(r, 50))
+    }
   })
   afterAll(async () => {
     await Promise.allSettled([redis?.stop(), pg?.stop()])
@@ -34,6 +41,7 @@ describeWithPostgres('reference app on Redis and PostgreSQL primary + replica', 
     if (!redis) return
     const price = async (headers: Record<string, string> = {}) => {
       const res = await fetch(`${base}/products/9`, { headers })
+      expect(res.status).toBe(200)
       return { cache: res.headers.get('x-cache'), priceCents: ((await res.json()) as { priceCents: number }).priceCents }
     }
     const before = await price()
