@@ -49,27 +49,20 @@ export interface RedisHealth {
   skipUntil: number
   engage(generation: number, error: unknown): void
   release(generation: number): void
-  /** Calls `onTimeout` unless `settle()` is called within `timeoutMs` (see createWatchdog). */
-  watch(onTimeout: () => void): Pending
+  /** Calls `call.expire()` unless the call is settled within `timeoutMs` (see createWatchdog). */
+  watch: Watchdog
 }
 
-export interface Pending {
-  /** Marks the call answered; false when the timeout already fired. */
-  settle(): boolean
+/** A call the watchdog times out: `live` until it settles or expires. */
+export interface Watched {
+  /** Set by the watchdog when the call is queued. */
+  tick: number
+  live: boolean
+  expire(): void
 }
 
-class PendingCall implements Pending {
-  done = false
-  constructor(
-    readonly tick: number,
-    readonly onTimeout: () => void,
-  ) {}
-  settle(): boolean {
-    if (this.done) return false
-    this.done = true
-    return true
-  }
-}
+/** Queues a call; `expire()` runs if it is still live after the timeout. */
+export type Watchdog = (call: Watched) => void
 
 /**
  * One coarse timer for every in-flight Redis call instead of a setTimeout per call: calls are
@@ -78,10 +71,10 @@ class PendingCall implements Pending {
  * configured value. The timer runs only while calls are in flight and never keeps the
  * process alive.
  */
-export function createWatchdog(timeoutMs: number): (onTimeout: () => void) => Pending {
+export function createWatchdog(timeoutMs: number): Watchdog {
   const period = Math.max(5, Math.ceil(timeoutMs / 4))
   const ticksPerTimeout = Math.ceil(timeoutMs / period)
-  let queue: PendingCall[] = []
+  let queue: Watched[] = []
   let head = 0
   let tick = 0
   let timer: ReturnType<typeof setInterval> | undefined
@@ -89,10 +82,10 @@ export function createWatchdog(timeoutMs: number): (onTimeout: () => void) => Pe
     tick++
     while (head < queue.length) {
       const p = queue[head]!
-      if (!p.done) {
+      if (p.live) {
         if (tick - p.tick <= ticksPerTimeout) break
-        p.done = true
-        p.onTimeout()
+        p.live = false
+        p.expire()
       }
       head++
     }
@@ -106,14 +99,13 @@ export function createWatchdog(timeoutMs: number): (onTimeout: () => void) => Pe
       head = 0
     }
   }
-  return (onTimeout) => {
+  return (call) => {
     if (timer === undefined) {
       timer = setInterval(sweep, period)
       timer.unref()
     }
-    const p = new PendingCall(tick, onTimeout)
-    queue.push(p)
-    return p
+    call.tick = tick
+    queue.push(call)
   }
 }
 
@@ -194,7 +186,6 @@ export function redisEngine(spec: LimitSpec, health: RedisHealth): LimitEngine {
   const burst = spec.burst ? build(spec.burst.points, spec.burst.windowSec, `${spec.keyPrefix}:burst`, true) : undefined
   const limiter = burst ? new BurstyRateLimiter(main.limiter, burst.limiter) : main.limiter
   const fallback = burst ? new BurstyRateLimiter(main.insurance ?? main.limiter, burst.insurance ?? burst.limiter) : main.insurance
-  const shielded = burst === undefined ? (main.limiter as unknown as ShieldedLimiter) : undefined
   const client = health.client
 
   // BurstyRateLimiter rebuilds its answers (the insurance tag is lost): judge by the connection.
@@ -208,50 +199,19 @@ export function redisEngine(spec: LimitSpec, health: RedisHealth): LimitEngine {
     )
   }
 
+  const ctx: EngineContext = { health, storeOf, viaInsurance }
+
   return {
     limiter,
     run<T>(key: string, cost: number, done: Done<T>): Promise<T> {
-      if (shielded !== undefined) {
-        const blockedMs = shielded.getInMemoryBlockMsBeforeExpire(shielded.getKey(key))
-        if (blockedMs > 0) return Promise.resolve(done(false, { remainingPoints: 0, msBeforeNext: blockedMs }, 'redis', true))
-      }
       if (health.skipUntil !== 0) {
         if (Date.now() < health.skipUntil) return viaInsurance(key, cost, done)
         health.skipUntil = 0
       }
-      const gen = health.generation
       return new Promise<T>((resolve) => {
-        const pending = health.watch(() => {
-          // Redis is slow or gone without closing the socket: decide in memory now and stop
-          // asking it for a second, so the next requests do not each wait the timeout.
-          health.skipUntil = Date.now() + 1000
-          health.engage(gen, new Error(`Redis did not answer within ${health.timeoutMs} ms`))
-          resolve(viaInsurance(key, cost, done))
-        })
-        limiter.consume(key, cost).then(
-          (r) => {
-            if (!pending.settle()) return
-            const store = storeOf(r)
-            if (store === 'redis') {
-              if (health.engaged) health.release(gen)
-            } else if (!health.engaged) health.engage(gen, undefined)
-            resolve(done(true, r, store, false))
-          },
-          (e: unknown) => {
-            if (!pending.settle()) return
-            if (isRes(e)) {
-              const store = storeOf(e)
-              if (store === 'redis') {
-                if (health.engaged) health.release(gen)
-              } else if (!health.engaged) health.engage(gen, undefined)
-              resolve(done(false, e, store, false))
-              return
-            }
-            // Only reached without insurance: fail open, once-per-episode log.
-            health.engage(gen, e)
-            resolve(done(true, null, 'none', false))
-          },
-        )
+        const call = new RedisCall(ctx, key, cost, done, resolve)
+        health.watch(call)
+        limiter.consume(key, cost).then(call.answered, call.failed)
       })
     },
     refund(key, cost, store) {
@@ -261,7 +221,85 @@ export function redisEngine(spec: LimitSpec, health: RedisHealth): LimitEngine {
   }
 }
 
-interface ShieldedLimiter {
-  getKey(key: string): string
-  getInMemoryBlockMsBeforeExpire(rlKey: string): number
+interface EngineContext {
+  readonly health: RedisHealth
+  readonly storeOf: (r: object) => StoreKind
+  readonly viaInsurance: <T>(key: string, cost: number, done: Done<T>) => Promise<T>
+}
+
+/**
+ * One Redis decision in flight. A single object is the watchdog's entry and carries the
+ * continuation, so a decision allocates one call, one promise and two small callbacks; `done`
+ * and `resolve` are dropped when it settles, because the watchdog's queue keeps the call until
+ * its next sweep and holding the request that long moves it out of the young generation.
+ */
+class RedisCall<T> implements Watched {
+  tick = 0
+  live = true
+  readonly gen: number
+  private done: Done<T> | undefined
+  private resolve: ((value: T | PromiseLike<T>) => void) | undefined
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly key: string,
+    private readonly cost: number,
+    done: Done<T>,
+    resolve: (value: T | PromiseLike<T>) => void,
+  ) {
+    this.gen = ctx.health.generation
+    this.done = done
+    this.resolve = resolve
+  }
+
+  /** Redis (or, while it is down, rate-limiter-flexible's insurance limiter) counted the request. */
+  readonly answered = (r: RateLimiterRes): void => {
+    if (!this.live) return
+    this.live = false
+    this.finish(true, r, this.track(r), false)
+  }
+
+  readonly failed = (e: unknown): void => {
+    if (!this.live) return
+    this.live = false
+    if (isRes(e)) {
+      // A refusal from rate-limiter-flexible's in-memory block list consumed nothing: no round trip.
+      const blocked = e.consumedPoints === 0
+      this.finish(false, e, blocked ? 'redis' : this.track(e), blocked)
+      return
+    }
+    // Only reached without insurance: fail open, once-per-episode log.
+    this.ctx.health.engage(this.gen, e)
+    this.finish(true, null, 'none', false)
+  }
+
+  private finish(allowed: boolean, res: RateLimiterRes | null, store: StoreKind, blocked: boolean): void {
+    const done = this.done!
+    const resolve = this.resolve!
+    this.done = undefined
+    this.resolve = undefined
+    resolve(done(allowed, res, store, blocked))
+  }
+
+  expire(): void {
+    // Redis is slow or gone without closing the socket: decide in memory now and stop asking it
+    // for a second, so the next requests do not each wait the timeout.
+    const health = this.ctx.health
+    const done = this.done!
+    const resolve = this.resolve!
+    this.done = undefined
+    this.resolve = undefined
+    health.skipUntil = Date.now() + 1000
+    health.engage(this.gen, new Error(`Redis did not answer within ${health.timeoutMs} ms`))
+    resolve(this.ctx.viaInsurance(this.key, this.cost, done))
+  }
+
+  private track(r: object): StoreKind {
+    const health = this.ctx.health
+    const store = this.ctx.storeOf(r)
+    if (store === 'redis') {
+      if (health.engaged) health.release(this.gen)
+    } else if (!health.engaged) health.engage(this.gen, undefined)
+    return store
+  }
 }

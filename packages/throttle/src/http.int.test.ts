@@ -40,6 +40,32 @@ describeWithRedis('@ri/throttle over real HTTP with a real Redis', () => {
     await redisServer?.stop()
   })
 
+  it('a client already over its limit is refused from memory: no Redis round trip, reported as blocked-in-memory', async () => {
+    const throttle = make({ rules: { 'GET /products/:id': { limit: 2, window: '30s' } } })
+    const results: string[] = []
+    throttle.events.on('throttle.decision', (e) => results.push(e.result))
+    const app = await serve([throttle.feature()])
+    const evals = async () => {
+      const info = await redis.info('commandstats')
+      return [...info.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)].reduce((n, m) => n + Number(m[2]), 0)
+    }
+    try {
+      for (let i = 0; i < 3; i++) await (await app.get('/products/1')).arrayBuffer()
+      expect(results).toEqual(['allowed', 'allowed', 'limited'])
+      const before = await evals()
+      for (let i = 0; i < 5; i++) {
+        const res = await app.get('/products/1')
+        expect(res.status).toBe(429)
+        expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+        await res.arrayBuffer()
+      }
+      expect(await evals()).toBe(before)
+      expect(results.slice(3)).toEqual(Array(5).fill('blocked-in-memory'))
+    } finally {
+      await app.close()
+    }
+  })
+
   it('sets RateLimit-Policy / RateLimit at every step, then 429 with Retry-After and problem+json', async () => {
     const throttle = make({ rules: { 'GET /products/:id': { limit: 3, window: '20s' } } })
     const app = await serve([throttle.feature()])
