@@ -26,3 +26,4 @@ export {
 export { type Codec, jsonCodec, safeJsonParse } from './serializer.js'
 export { cached, type CachedOptions, type StoredResponse } from './http/cached.js'
 export type { BusMessage } from './bus/bus.js'
+export { selectCached, type CachedSelection, type CachedRouteOptions, type CacheDeps } from './http/select.js'

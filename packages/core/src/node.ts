@@ -3,6 +3,7 @@ import type { Answer, Exchange, ResponseHeaders } from './exchange.js'
 import { beginSend, endSend } from './send-contract.js'
 import type { Pipeline } from './pipeline.js'
 import { createRouter } from './router.js'
+import { adoptWriteHeadArgs } from './node-capture.js'
 
 /** What a plain node:http route handler receives besides `req`/`res`. */
 export interface NodeContext {
@@ -146,9 +147,12 @@ export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerRespon
   const writeHead = res.writeHead
   res.writeHead = function patchedWriteHead(this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
     res.writeHead = writeHead
+    // headers passed to writeHead (Fastify passes all of them) join the response first, so the
+    // handler-wins / Set-Cookie-appends rules below see them
+    const status = args.length > 1 ? adoptWriteHeadArgs(res, args) : undefined
     pipeline.headers(ex)
     applyFeatureHeaders(res, ex.responseHeaders)
-    return writeHead.apply(this, args)
+    return status === undefined ? writeHead.apply(this, args) : writeHead.call(this, status)
   } as ServerResponse['writeHead']
   const done = () => {
     pipeline.finish(ex, {
@@ -185,3 +189,16 @@ export function writeAnswer(res: ServerResponse, answer: Answer, head = false): 
   if (answer.body !== undefined && !res.hasHeader('content-length')) res.setHeader('content-length', Buffer.byteLength(answer.body))
   res.end(head ? undefined : answer.body)
 }
+
+export { captureBody, adoptWriteHeadArgs } from './node-capture.js'
+export {
+  createNodeBinding,
+  type NodeBindingOptions,
+  type NodeRequestState,
+  nodeStateOf,
+  runNodeFeatures,
+  applyNodeFeatures,
+  sendNodeAnswer,
+  markAnswered,
+} from './node-binding.js'
+export { compileJson, type JsonSchema, type JsonCompileOptions } from './json.js'

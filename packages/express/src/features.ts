@@ -1,29 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { type Answer, type Feature, type FeatureSet, featureSet, type MaybePromise } from '@ri/core'
-import { writeAnswer } from '@ri/core/node'
+import { runNodeFeatures, writeAnswer } from '@ri/core/node'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { captureBody } from './body.js'
 import { getContext, type RiContext } from './context.js'
 import { joinRoute } from './route.js'
 
-/**
- * Wires a compiled set into a live request: onHeaders before the global ones, onSend on the
- * captured body (innermost, so before global onSend), onResponse on finish; then runs onRequest.
- */
+/** A compiled set on a live request: core's node-level wiring (onHeaders, onSend capture, onResponse, then onRequest). */
 function run(set: FeatureSet, ctx: RiContext, req: IncomingMessage, res: ServerResponse): MaybePromise<Answer | undefined> {
-  const ex = ctx.exchange
-  const sub = set.pipelineFor(ctx.pipeline.logger)
-  if (set.hasHeaders) {
-    const prev = res.writeHead
-    res.writeHead = function routeWriteHead(this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
-      res.writeHead = prev
-      sub.headers(ex)
-      return prev.apply(this, args)
-    } as ServerResponse['writeHead']
-  }
-  if (set.hasSend) captureBody(req, res, ex, (body) => sub.send(ex, body), () => ctx.answered)
-  set.observeFinish(ex, ctx.pipeline.logger)
-  return sub.request(ex)
+  return runNodeFeatures(set, ctx, req, res)
 }
 
 /**

@@ -1,4 +1,4 @@
-import fastJson, { type Options as FjsOptions, type Schema } from 'fast-json-stringify'
+import { compileJson, type JsonCompileOptions, type JsonSchema } from '@ri/core/node'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 
 /**
@@ -18,8 +18,9 @@ export type JsonMiddleware = RequestHandler & { readonly stringify: (value: unkn
  * const user = { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' } } } as const
  * app.get('/users/:id', json(user), (req, res) => res.json(loadUser(req.params.id)))
  */
-export function json(schema: Schema, options?: FjsOptions): JsonMiddleware {
-  const stringify = fastJson(schema, options) as (value: unknown) => string
+export function json(schema: JsonSchema, options?: JsonCompileOptions): JsonMiddleware {
+  // the serializer is core's (shared with @ri/nest's @Serialize()); this is only the Express glue
+  const stringify = compileJson(schema, options)
   function fastJsonSend(this: Response, value: unknown): Response {
     if (!this.get('content-type')) this.set('content-type', 'application/json; charset=utf-8')
     return this.send(stringify(value))

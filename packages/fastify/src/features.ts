@@ -1,7 +1,7 @@
-import { type Cache, type CachedOptions, cached } from '@ri/cache'
+import { type Cache, type CachedRouteOptions, selectCached } from '@ri/cache'
 import { createOptionsChecker, type Duration, type Feature, type FeatureSet, featureSet, isPlainObject } from '@ri/core'
 import { slowThreshold } from '@ri/slowlog'
-import { skipThrottle, type Throttle, type ThrottledOptions, throttled } from '@ri/throttle'
+import { selectThrottled, skipThrottle, type Throttle, type ThrottledOptions } from '@ri/throttle'
 
 /**
  * The route `config` fragment `withFeatures()` returns.
@@ -21,7 +21,7 @@ export interface RiRouteConfig {
  * @example
  * app.get('/products/:id', { config: { cache: { ttl: '30s', tags: ['products'] } } }, handler)
  */
-export type CachedRouteOptions = Omit<CachedOptions, 'cache'> & { readonly cache?: Cache }
+export type { CachedRouteOptions }
 
 /**
  * `config.throttle` of a route: a route-level limit (@ri/throttle `throttled()` options), or
@@ -84,16 +84,14 @@ export function compileRoute(config: Record<string | symbol, unknown>, deps: RiD
   const throttle = config.throttle
   if (throttle === false) skip = true
   else if (isPlainObject(throttle)) {
-    const rule = throttle as unknown as ThrottledOptions
-    features.push(rule.throttle === undefined && deps.throttle ? deps.throttle.route(rule) : throttled(rule))
+    features.push(selectThrottled(throttle as unknown as ThrottledOptions).build(deps))
   } else if (throttle !== undefined) check.problem('throttle', throttle, 'throttled() options ({ limit, window ... }) or false')
   if (config.slowMs !== undefined) features.push(slowThreshold(config.slowMs as Duration | false))
   const cache = config.cache
   if (isPlainObject(cache)) {
-    const opts = cache as CachedRouteOptions
-    const instance = opts.cache ?? deps.cache
-    if (instance === undefined) check.problem('cache', cache, 'a cache: riPlugin options { cache } or config.cache.cache')
-    else features.push(cached({ ...opts, cache: instance } as CachedOptions))
+    const feature = selectCached(cache as CachedRouteOptions).from(deps)
+    if (feature === undefined) check.problem('cache', cache, 'a cache: riPlugin options { cache } or config.cache.cache')
+    else features.push(feature)
   } else if (cache !== undefined) check.problem('cache', cache, 'cached() options ({ ttl, tags, key, vary ... })')
   const own = config.riFeatures
   if (Array.isArray(own)) features.push(...(own as Feature[]))

@@ -1,7 +1,7 @@
-import { type Cache, type CachedOptions, cached as cacheFeature } from '@ri/cache'
-import { createOptionsChecker, type Duration, type Feature } from '@ri/core'
+import { type CachedRouteOptions, selectCached } from '@ri/cache'
+import type { Duration, Feature } from '@ri/core'
 import { slowThreshold as slowFeature } from '@ri/slowlog'
-import { skipThrottle as markSkip, type ThrottledOptions, throttled as throttleFeature } from '@ri/throttle'
+import { skipThrottle as markSkip, selectThrottled, type ThrottledOptions } from '@ri/throttle'
 import type { Context, MiddlewareHandler, Next } from 'hono'
 import { kEarly, type RiDeps, type RiState, withFeatures } from './ri.js'
 
@@ -21,10 +21,7 @@ export type FeatureMiddleware = MiddlewareHandler & { readonly features: readonl
  * @example
  * const options: CachedRouteOptions = { ttl: '30s', tags: ['products'], vary: ['accept-language'] }
  */
-export type CachedRouteOptions = Omit<CachedOptions, 'cache'> & { readonly cache?: Cache }
-
-// Lets cached() validate its options when the route is defined, before the real cache is known.
-const VALIDATION_CACHE = { getEntry: async () => undefined, set: async () => undefined, ttl: 1 } as unknown as Cache
+export type { CachedRouteOptions }
 
 /** A route unit built from what `ri()` was given (cache, throttle), once per `ri()` instance. */
 function deferred(build: (deps: RiDeps) => readonly Feature[]): FeatureMiddleware {
@@ -58,16 +55,9 @@ function deferred(build: (deps: RiDeps) => readonly Feature[]): FeatureMiddlewar
  * app.get('/products/:id', cached({ ttl: '30s', tags: ['products'] }), (c) => c.json(load(c.req.param('id'))))
  */
 export function cached(options: CachedRouteOptions = {}): FeatureMiddleware {
-  if (options.cache !== undefined) return withFeatures(cacheFeature(options as CachedOptions))
-  cacheFeature({ ...options, cache: VALIDATION_CACHE })
-  return deferred((deps) => {
-    if (!deps.cache) {
-      const check = createOptionsChecker('cached')
-      check.problem('cache', undefined, 'a cache: ri({ cache }) or cached({ cache })')
-      check.done()
-    }
-    return [cacheFeature({ ...options, cache: deps.cache as Cache })]
-  })
+  // the route's own cache, else the one given to ri() (validated now, chosen on first use)
+  const selection = selectCached(options, 'a cache: ri({ cache }) or cached({ cache })')
+  return selection.feature ? withFeatures(selection.feature) : deferred((deps) => [selection.build(deps)])
 }
 
 /**
@@ -79,9 +69,9 @@ export function cached(options: CachedRouteOptions = {}): FeatureMiddleware {
  * app.post('/sync', throttled({ limit: 2, window: '1m', key: (ex) => ex.header('x-api-key') }), handler)
  */
 export function throttled(options: ThrottledOptions): FeatureMiddleware {
-  if (options?.throttle !== undefined) return withFeatures(throttleFeature(options))
-  const fallback = throttleFeature(options) // validates now; used when ri() has no throttle
-  return deferred((deps) => [deps.throttle ? deps.throttle.route(options) : fallback])
+  // the route's own throttle, else the one given to ri(), else a private in-memory one
+  const selection = selectThrottled(options)
+  return selection.feature ? withFeatures(selection.feature) : deferred((deps) => [selection.build(deps)])
 }
 
 /**

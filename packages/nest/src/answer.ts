@@ -1,8 +1,7 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Inject } from '@nestjs/common'
 import { HttpAdapterHost } from '@nestjs/core'
 import type { Answer } from '@ri/core'
-import { sendAnswer as sendExpress } from '@ri/express'
-import { sendAnswer as sendFastify } from '@ri/fastify'
+import { sendNodeAnswer } from '@ri/core/node'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /**
@@ -35,9 +34,19 @@ export class RiAnswerFilter implements ExceptionFilter<RiAnswerException> {
     const req = http.getRequest<unknown>()
     const res = http.getResponse<unknown>()
     if (this.host.httpAdapter.getType() === 'fastify') {
-      sendFastify(req as Parameters<typeof sendFastify>[0], res as Parameters<typeof sendFastify>[1], exception.answer)
-    } else {
-      sendExpress(req as IncomingMessage, res as ServerResponse, exception.answer)
+      // the answer goes out on the node response: Fastify must not send a reply of its own
+      ;(res as { hijack?: () => void }).hijack?.()
     }
+    sendNodeAnswer(rawRequest(req), rawResponse(res), exception.answer)
   }
+}
+
+/** The node request behind a platform request (Fastify wraps it in `request.raw`; Express's is one). */
+export function rawRequest(req: unknown): IncomingMessage {
+  return ((req as { raw?: IncomingMessage }).raw ?? req) as IncomingMessage
+}
+
+/** The node response behind a platform response (Fastify's `reply.raw`; Express's is one). */
+export function rawResponse(res: unknown): ServerResponse {
+  return ((res as { raw?: ServerResponse }).raw ?? res) as ServerResponse
 }

@@ -1,7 +1,7 @@
 import type {} from 'reflect-metadata'
 import type { Cache, CachedOptions } from '@ri/cache'
 import type { Duration, Feature } from '@ri/core'
-import type { json } from '@ri/express'
+import type { JsonSchema } from '@ri/core/node'
 import type { ThrottledOptions } from '@ri/throttle'
 import { RI_CACHE_TAGS, RI_CACHED, RI_FEATURES, RI_INVALIDATE_TAGS, RI_SERIALIZE, RI_SKIP_THROTTLE, RI_SLOW, RI_THROTTLE } from './tokens.js'
 
@@ -127,7 +127,7 @@ export function SlowThreshold(threshold: Duration | false): Decorator {
  * @example
  * const schema: SerializeSchema = { type: 'object', properties: { id: { type: 'string' } } }
  */
-export type SerializeSchema = Parameters<typeof json>[0]
+export type SerializeSchema = JsonSchema
 
 /**
  * Serializes the handler's return value with fast-json-stringify, compiled once from a JSON

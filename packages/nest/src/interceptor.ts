@@ -1,14 +1,9 @@
 import { type CallHandler, type ExecutionContext, Inject, Injectable, type NestInterceptor } from '@nestjs/common'
-import { HttpAdapterHost } from '@nestjs/core'
-import type { Answer, Feature, MaybePromise } from '@ri/core'
-import { applyFeatures as applyExpress } from '@ri/express'
-import { applyFeatures as applyFastify } from '@ri/fastify'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Answer } from '@ri/core'
+import { applyNodeFeatures } from '@ri/core/node'
 import { map, mergeMap, type Observable } from 'rxjs'
-import { RiAnswerException } from './answer.js'
+import { RiAnswerException, rawRequest, rawResponse } from './answer.js'
 import { EMPTY_PLAN, type HandlerPlan, RiRoutes } from './routes.js'
-
-type Apply = (req: unknown, res: unknown, features: readonly Feature[]) => MaybePromise<Answer | undefined>
 
 interface HeaderSetter {
   header(name: string, value: string): unknown
@@ -28,22 +23,7 @@ const isRaw = (v: unknown) => v === undefined || v === null || typeof v === 'str
  */
 @Injectable()
 export class RiInterceptor implements NestInterceptor {
-  private apply: Apply | undefined
-
-  constructor(
-    @Inject(HttpAdapterHost) private readonly host: HttpAdapterHost,
-    @Inject(RiRoutes) private readonly routes: RiRoutes,
-  ) {}
-
-  private platform(): Apply {
-    if (!this.apply) {
-      this.apply =
-        this.host.httpAdapter.getType() === 'fastify'
-          ? (req, _res, features) => applyFastify(req as Parameters<typeof applyFastify>[0], features)
-          : (req, res, features) => applyExpress(req as IncomingMessage, res as ServerResponse, features)
-    }
-    return this.apply
-  }
+  constructor(@Inject(RiRoutes) private readonly routes: RiRoutes) {}
 
   private handle(plan: HandlerPlan, next: CallHandler, req: unknown, res: unknown): Observable<unknown> {
     let out = next.handle()
@@ -76,7 +56,8 @@ export class RiInterceptor implements NestInterceptor {
     const req = http.getRequest<unknown>()
     const res = http.getResponse<unknown>()
     if (plan.features.length === 0) return this.handle(plan, next, req, res)
-    const result = this.platform()(req, res, plan.features)
+    // both platforms run on node's request/response (Fastify's raw ones): core's node binding
+    const result = applyNodeFeatures(rawRequest(req), rawResponse(res), plan.features)
     if (result === undefined) return this.handle(plan, next, req, res)
     const decide = (answer: Answer | undefined) => {
       if (answer) throw new RiAnswerException(answer)

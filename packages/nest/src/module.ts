@@ -11,9 +11,10 @@ import {
   type Provider,
 } from '@nestjs/common'
 import { APP_FILTER, APP_INTERCEPTOR, DiscoveryModule, HttpAdapterHost } from '@nestjs/core'
-import { createRiPipeline, type Pipeline, type RiOptions } from '@ri/core'
-import { ri as riExpress, type RiExpressOptions } from '@ri/express'
-import { riPlugin } from '@ri/fastify'
+import { createOptionsChecker, createRiPipeline, isPlainObject, type Pipeline, type RiOptions } from '@ri/core'
+import { createNodeBinding, writeAnswer } from '@ri/core/node'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createRequire } from 'node:module'
 import { RiAnswerFilter } from './answer.js'
 import { RiInterceptor } from './interceptor.js'
 import { RiRoutes } from './routes.js'
@@ -26,8 +27,12 @@ import { RI_CACHE, RI_DB, RI_OPTIONS, RI_PIPELINE } from './tokens.js'
  * const options: RiModuleOptions = { throttle, health, cache, trustProxy: 'loopback' }
  */
 export interface RiModuleOptions extends RiOptions {
-  /** Express platform only (as in @ri/express); on Fastify register @fastify/compress. Default false. */
-  compression?: RiExpressOptions['compression']
+  /**
+   * Express platform only: compress handler responses with the `compression` package (install it;
+   * an object is passed to it as its options). Early answers (cached responses, 429s, probes) are
+   * never compressed here. On Fastify register @fastify/compress. Default false.
+   */
+  compression?: boolean | Record<string, unknown>
 }
 
 /**
@@ -41,6 +46,12 @@ export interface RiModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
   inject?: Array<string | symbol | (abstract new (...args: never[]) => unknown) | (new (...args: never[]) => unknown)>
 }
 
+/** What the binding uses of a Fastify request/reply (no import of fastify: it is an optional platform). */
+interface FastifyLike {
+  readonly raw: unknown
+  hijack?(): void
+}
+
 /** The parts of @ri/health's object the module drives, duck-typed (health is optional). */
 interface Drainable {
   attach?(server: unknown): () => void
@@ -48,8 +59,31 @@ interface Drainable {
 }
 
 function pipelineOf(options: RiModuleOptions): Pipeline {
-  const { compression: _compression, ...riOptions } = options
+  const { compression, ...riOptions } = options
+  if (compression !== undefined && typeof compression !== 'boolean' && !isPlainObject(compression)) {
+    const check = createOptionsChecker('RiModule')
+    check.problem('compression', compression, 'true, false or compression options')
+    check.done()
+  }
   return createRiPipeline(riOptions)
+}
+
+type NodeMiddleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void
+
+// `compression` is an optional peer, loaded only when the option is set (Express platform)
+function compressionMiddleware(option: true | Record<string, unknown>): NodeMiddleware {
+  // resolved from this package (the CJS build gets import.meta.url shimmed from __filename)
+  const load = createRequire(import.meta.url)
+  let mod: unknown
+  try {
+    mod = load('compression')
+  } catch {
+    const check = createOptionsChecker('RiModule')
+    check.problem('compression', option, 'the optional peer "compression" installed (npm i compression)')
+    check.done()
+  }
+  const factory = (typeof mod === 'function' ? mod : (mod as { default: unknown }).default) as (o: object) => NodeMiddleware
+  return factory(option === true ? {} : option)
 }
 
 function providers(options: Provider): Provider[] {
@@ -67,10 +101,10 @@ function providers(options: Provider): Provider[] {
 const EXPORTS = [RI_OPTIONS, RI_PIPELINE, RI_CACHE, RI_DB]
 
 /**
- * ri for NestJS, on the Express and the Fastify platform alike: the global features run in the
- * platform's own binding (@ri/express middleware or the @ri/fastify plugin, installed before
- * Nest's routes), route-level features come from decorators, `@InjectCache()`/`@InjectDb()`
- * provide the instances, and with `app.enableShutdownHooks()` shutdown drains through @ri/health.
+ * ri for NestJS, on the Express and the Fastify platform alike: the global features run in core's
+ * node binding on the platform's node request/response (installed before Nest's routes),
+ * route-level features come from decorators, `@InjectCache()`/`@InjectDb()` provide the
+ * instances, and with `app.enableShutdownHooks()` shutdown drains through @ri/health.
  *
  * @example
  * @Module({ imports: [RiModule.forRoot({ metrics, health, slowlog, throttle, cache })], controllers: [UsersController] })
@@ -110,17 +144,38 @@ export class RiModule implements NestModule, OnApplicationBootstrap, BeforeAppli
     }
   }
 
-  /** Nest calls this before it registers routes: the platform binding goes in first. */
+  /** Nest calls this before it registers routes: the binding goes in first, on either platform. */
   configure(_consumer: MiddlewareConsumer): void {
     const adapter = this.host.httpAdapter
     if (!adapter) return
-    const instance = adapter.getInstance() as { use?: (fn: unknown) => unknown; register?: (plugin: unknown, opts: unknown) => unknown }
+    const routes = this.routes
+    const route = (req: IncomingMessage, path: string) => routes.routeOf(req.method ?? 'GET', path)
     // `before`: @SkipThrottle() handlers are marked before the global throttle runs
-    const before = [this.routes.early]
+    const before = [routes.early]
     if (adapter.getType() === 'fastify') {
-      void instance.register?.(riPlugin, { pipeline: this.pipeline, before })
+      const fastify = adapter.getInstance() as { addHook(name: 'onRequest', hook: (request: FastifyLike, reply: FastifyLike, done: (error?: unknown) => void) => void): unknown }
+      // Fastify hands node's objects over as `raw`; an early answer is written there, after the
+      // reply is hijacked so Fastify sends nothing of its own
+      const replies = new WeakMap<IncomingMessage, FastifyLike>()
+      const bind = createNodeBinding(this.pipeline, {
+        before,
+        route,
+        answer: (req, res, answer) => {
+          replies.get(req)?.hijack?.()
+          writeAnswer(res, answer, req.method === 'HEAD')
+        },
+      })
+      fastify.addHook('onRequest', (request, reply, done) => {
+        const raw = request.raw as IncomingMessage
+        replies.set(raw, reply)
+        bind(raw, reply.raw as ServerResponse, done)
+      })
     } else {
-      instance.use?.(riExpress({ pipeline: this.pipeline, compression: this.options.compression, before }))
+      const app = adapter.getInstance() as { use(fn: (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void): unknown }
+      app.use(createNodeBinding(this.pipeline, { before, route }))
+      // after the binding: early answers never reach it; onSend features of routes see the plain body
+      const compression = this.options.compression
+      if (compression) app.use(compressionMiddleware(compression))
     }
   }
 

@@ -1,10 +1,10 @@
 import { Inject, Injectable, type OnApplicationBootstrap, RequestMethod, VERSION_NEUTRAL, VersioningType } from '@nestjs/common'
 import { ApplicationConfig, DiscoveryService, MetadataScanner, ModulesContainer, Reflector } from '@nestjs/core'
-import { type Cache, type CachedOptions, cached } from '@ri/cache'
-import { createOptionsChecker, type Exchange, type Feature, featureSet, type Pipeline } from '@ri/core'
-import { json } from '@ri/express'
+import { type Cache, type CachedOptions, selectCached } from '@ri/cache'
+import { createOptionsChecker, createRouter, type Exchange, type Feature, featureSet, type Pipeline, type Router } from '@ri/core'
+import { compileJson } from '@ri/core/node'
 import { slowThreshold } from '@ri/slowlog'
-import { skipThrottle, type Throttle, type ThrottledOptions, throttled } from '@ri/throttle'
+import { selectThrottled, skipThrottle, type Throttle, type ThrottledOptions } from '@ri/throttle'
 import type { CachedDecoratorOptions, InvalidateTag, SerializeSchema } from './decorators.js'
 import type { RiModuleOptions } from './module.js'
 import {
@@ -69,6 +69,8 @@ const MODULE_PATH = '__module_path__'
 export class RiRoutes implements OnApplicationBootstrap {
   private readonly plans = new WeakMap<Target, HandlerPlan>()
   private readonly skip = new Set<string>()
+  /** Every handler's route templates, so the platform binding labels requests before routing. */
+  private readonly templates: Router<string> = createRouter<string>()
 
   /** Runs before the global features: marks requests to `@SkipThrottle()` handlers. */
   readonly early: Feature = {
@@ -102,12 +104,23 @@ export class RiRoutes implements OnApplicationBootstrap {
         if (typeof handler !== 'function' || Reflect.getMetadata(METHOD, handler) === undefined) continue
         this.planFor(cls, handler)
         const skip = this.reflector.getAllAndOverride<boolean | undefined>(RI_SKIP_THROTTLE, [handler, cls])
-        if (skip !== true) continue
         const method = Reflect.getMetadata(METHOD, handler) as RequestMethod
         const verb = method === RequestMethod.ALL ? '*' : RequestMethod[method]
-        for (const template of this.templatesOf(cls, handler, hostModule)) this.skip.add(`${verb} ${template}`)
+        for (const template of this.templatesOf(cls, handler, hostModule)) {
+          if (skip === true) this.skip.add(`${verb} ${template}`)
+          try {
+            this.templates.add(verb, template, template)
+          } catch {
+            // a template the neutral router cannot read (regexp-like paths): that route goes unlabelled
+          }
+        }
       }
     }
+  }
+
+  /** The route template of a request path (`/users/:id`), from the handlers discovered at bootstrap. */
+  routeOf(method: string, path: string): string | undefined {
+    return this.templates.match(method, path)?.route
   }
 
   /** Every template Nest registers a handler under (see the class comment). */
@@ -159,8 +172,7 @@ export class RiRoutes implements OnApplicationBootstrap {
     if (slow !== undefined) features.push(slowThreshold(slow as false))
     const rule = r.getAllAndOverride<ThrottledOptions | undefined>(RI_THROTTLE, targets)
     if (rule) {
-      const owner = this.options.throttle as Throttle | undefined
-      features.push(typeof owner?.route === 'function' ? owner.route(rule) : throttled(rule))
+      features.push(selectThrottled(rule).build({ throttle: this.options.throttle as Throttle | undefined }))
     }
     const cachedOptions = r.getAllAndOverride<CachedDecoratorOptions | undefined>(RI_CACHED, targets)
     const extraTags = r.getAllAndMerge<string[]>(RI_CACHE_TAGS, [cls, handler] as typeof targets)
@@ -171,7 +183,7 @@ export class RiRoutes implements OnApplicationBootstrap {
         const own = cachedOptions.tags
         const tags: CachedOptions['tags'] =
           extraTags.length === 0 ? own : typeof own === 'function' ? (ex) => [...(own(ex) ?? []), ...extraTags] : [...(own ?? []), ...extraTags]
-        features.push(cached({ ...cachedOptions, tags, cache } as CachedOptions))
+        features.push(selectCached({ ...cachedOptions, tags }).build({ cache }))
       }
     }
     features.push(...r.getAllAndMerge<Feature[]>(RI_FEATURES, [cls, handler] as typeof targets))
@@ -185,7 +197,7 @@ export class RiRoutes implements OnApplicationBootstrap {
     return Object.freeze({
       features: list,
       invalidate: invalidate.length > 0 ? Object.freeze(invalidate) : undefined,
-      stringify: schema ? json(schema).stringify : undefined,
+      stringify: schema ? compileJson(schema) : undefined,
       cache,
     })
   }

@@ -19,3 +19,4 @@ export type {
 export type { KeySpec, KeyPart } from './keys.js'
 export type { HeadersMode } from './headers.js'
 export type { StoreKind } from './engine.js'
+export { selectThrottled, type ThrottledSelection, type ThrottleDeps } from './select.js'

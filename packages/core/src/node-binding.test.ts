@@ -1,0 +1,137 @@
+import { once } from 'node:events'
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { compileJson } from './json.js'
+import { applyNodeFeatures, createNodeBinding, nodeStateOf, sendNodeAnswer } from './node-binding.js'
+import { type Feature, createPipeline, jsonAnswer } from './pipeline.js'
+
+interface Reply {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: string
+}
+
+function call(port: number, path: string, method = 'GET'): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c) => (body += c))
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+let server: Server | undefined
+afterEach(async () => {
+  server?.closeAllConnections()
+  server?.close()
+  server = undefined
+})
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void
+
+async function serve(bind: (req: IncomingMessage, res: ServerResponse, next: (e?: unknown) => void) => void, handler: Handler): Promise<number> {
+  server = createServer((req, res) => bind(req, res, (error) => (error ? res.destroy() : handler(req, res))))
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return (server.address() as AddressInfo).port
+}
+
+const upper: Feature = { name: 'upper', onSend: (ex, body) => Buffer.from(body).toString('utf8').toUpperCase() }
+const poweredBy: Feature = { name: 'powered-by', onHeaders: (ex) => ex.setHeader('x-powered-by', 'ri') }
+
+describe('createNodeBinding', () => {
+  it('labels the route, applies feature headers and lets the handler answer', async () => {
+    const seen: Array<string | undefined> = []
+    const pipeline = createPipeline([poweredBy, { name: 'see', onRequest: (ex) => void seen.push(ex.route) }])
+    const port = await serve(createNodeBinding(pipeline, { route: (_req, path) => (path.startsWith('/users/') ? '/users/:id' : undefined) }), (req, res) => {
+      res.setHeader('content-type', 'text/plain')
+      res.end(`hi ${nodeStateOf(req)?.exchange.route}`)
+    })
+    const r = await call(port, '/users/7?x=1')
+    expect(r.status).toBe(200)
+    expect(r.body).toBe('hi /users/:id')
+    expect(r.headers['x-powered-by']).toBe('ri')
+    expect(seen).toEqual(['/users/:id'])
+  })
+
+  it('runs `before` features first and writes an early answer without calling next()', async () => {
+    const order: string[] = []
+    const deny: Feature = { name: 'deny', onRequest: () => (order.push('global'), jsonAnswer(429, { error: 'Too Many Requests' })) }
+    const first: Feature = { name: 'first', onRequest: () => void order.push('before') }
+    let handled = false
+    const port = await serve(createNodeBinding(createPipeline([deny]), { before: [first] }), (_req, res) => {
+      handled = true
+      res.end('handler')
+    })
+    const r = await call(port, '/x')
+    expect(r.status).toBe(429)
+    expect(JSON.parse(r.body)).toEqual({ error: 'Too Many Requests' })
+    expect(order).toEqual(['before', 'global'])
+    expect(handled).toBe(false)
+  })
+
+  it('hands the whole body to global onSend features, also when the handler wrote the head first (Fastify style)', async () => {
+    const port = await serve(createNodeBinding(createPipeline([upper])), (_req, res) => {
+      res.writeHead(201, { 'content-type': 'text/plain', 'content-length': '5' })
+      res.write('he')
+      res.end('llo')
+    })
+    const r = await call(port, '/x')
+    expect(r.status).toBe(201)
+    expect(r.body).toBe('HELLO')
+    expect(r.headers['content-type']).toBe('text/plain')
+    expect(r.headers['content-length']).toBe('5')
+  })
+
+  it('keeps handler headers given to writeHead and appends a feature Set-Cookie to the handler one', async () => {
+    const cookie: Feature = { name: 'cookie', onHeaders: (ex) => ex.setHeader('set-cookie', 'ri=1') }
+    const port = await serve(createNodeBinding(createPipeline([cookie, poweredBy])), (_req, res) => {
+      res.writeHead(200, { 'set-cookie': 'app=1', 'x-powered-by': 'app' })
+      res.end('ok')
+    })
+    const r = await call(port, '/x')
+    expect(r.headers['set-cookie']).toEqual(['app=1', 'ri=1'])
+    expect(r.headers['x-powered-by']).toBe('app')
+  })
+})
+
+describe('applyNodeFeatures / sendNodeAnswer', () => {
+  it('runs route-level features on the exchange the binding created, innermost onSend first', async () => {
+    const exclaim: Feature = { name: 'exclaim', onSend: (_ex, body) => `${Buffer.from(body).toString('utf8')}!` }
+    const port = await serve(createNodeBinding(createPipeline([upper])), async (req, res) => {
+      const answer = await applyNodeFeatures(req, res, [exclaim, poweredBy])
+      expect(answer).toBeUndefined()
+      res.end('hey')
+    })
+    const r = await call(port, '/x')
+    expect(r.body).toBe('HEY!') // route-level '!' first, then the global upper-casing
+    expect(r.headers['x-powered-by']).toBe('ri')
+  })
+
+  it('returns the early answer of a route-level feature; sendNodeAnswer writes it past onSend features', async () => {
+    const gate: Feature = { name: 'gate', onRequest: () => jsonAnswer(403, { error: 'no' }) }
+    const port = await serve(createNodeBinding(createPipeline([upper])), async (req, res) => {
+      const answer = await applyNodeFeatures(req, res, [gate])
+      if (answer) sendNodeAnswer(req, res, answer)
+    })
+    const r = await call(port, '/x')
+    expect(r.status).toBe(403)
+    expect(r.body).toBe('{"error":"no"}') // not upper-cased: an answer is not a handler response
+  })
+
+  it('is a no-op without a binding', () => {
+    expect(applyNodeFeatures({} as IncomingMessage, {} as ServerResponse, [poweredBy])).toBeUndefined()
+  })
+})
+
+describe('compileJson', () => {
+  it('compiles a schema once; properties outside it never leak', () => {
+    const stringify = compileJson({ type: 'object', properties: { id: { type: 'string' } } })
+    expect(stringify({ id: 1, secret: 'x' })).toBe('{"id":"1"}')
+  })
+})

@@ -1,0 +1,173 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Answer, Exchange } from './exchange.js'
+import type { Feature, MaybePromise, Pipeline } from './pipeline.js'
+import { type FeatureSet, featureSet } from './route-features.js'
+import { bindResponse, writeAnswer } from './node.js'
+import { captureBody } from './node-capture.js'
+
+/**
+ * What `createNodeBinding()` leaves on a node request, for route-level features applied later
+ * (`applyNodeFeatures`) and early answers (`markAnswered`).
+ *
+ * @example
+ * const ex = nodeStateOf(req)?.exchange
+ */
+export interface NodeRequestState {
+  readonly pipeline: Pipeline
+  readonly exchange: Exchange
+  /** An early answer was written: onSend features must not store it as a handler response. */
+  answered: boolean
+}
+
+// Symbol.for: one key even if two copies of @ri/core end up in one process.
+const kState: unique symbol = Symbol.for('@ri/core.node-state') as never
+type WithState = { [kState]?: NodeRequestState }
+
+/**
+ * The state `createNodeBinding()` left on this request, or undefined when it did not run.
+ *
+ * @example
+ * app.get('/me', (req, res) => res.json({ requestId: nodeStateOf(req)?.exchange.requestId }))
+ */
+export function nodeStateOf(req: object): NodeRequestState | undefined {
+  return (req as WithState)[kState]
+}
+
+/**
+ * Options of `createNodeBinding()`.
+ *
+ * @example
+ * const options: NodeBindingOptions = { before: [skipFeature], route: (req) => router.match(req.method!, pathOf(req))?.route }
+ */
+export interface NodeBindingOptions {
+  /** Features whose `onRequest` runs before the global ones (per-route exceptions such as skip-throttle). */
+  readonly before?: readonly Feature[]
+  /** The route template of a request, when the framework knows it before routing. */
+  readonly route?: (req: IncomingMessage, path: string) => string | undefined
+  /** Writes an early answer; default `writeAnswer` on the node response. */
+  readonly answer?: (req: IncomingMessage, res: ServerResponse, answer: Answer) => void
+}
+
+/**
+ * The node-level step of a pipeline, for frameworks whose request and response are node's own
+ * objects or wrap them (Express, Nest on Express or Fastify, connect): creates the exchange,
+ * applies feature headers when the head is written, reports the finish, buffers the body for
+ * global onSend features, runs `before` then the global `onRequest` hooks, and either writes an
+ * early answer or calls `next()`.
+ *
+ * @example
+ * const bind = createNodeBinding(pipeline)
+ * app.use((req, res, next) => bind(req, res, next))
+ */
+export function createNodeBinding(
+  pipeline: Pipeline,
+  options: NodeBindingOptions = {},
+): (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void {
+  const beforeSet = options.before && options.before.length > 0 ? featureSet(options.before) : undefined
+  const early = beforeSet?.pipelineFor(pipeline.logger)
+  const globalSend = pipeline.features.some((f) => f.onSend)
+  const routeOf = options.route
+  const write = options.answer ?? ((req: IncomingMessage, res: ServerResponse, a: Answer) => writeAnswer(res, a, req.method === 'HEAD'))
+
+  return function riNodeBinding(req, res, next) {
+    const url = req.url ?? '/'
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    const ex = pipeline.exchange({
+      method: req.method ?? 'GET',
+      path,
+      query: q === -1 ? '' : url.slice(q + 1),
+      route: routeOf?.(req, path),
+      headers: req.headers,
+      remoteAddress: req.socket.remoteAddress,
+    })
+    const st: NodeRequestState = { pipeline, exchange: ex, answered: false }
+    ;(req as WithState)[kState] = st
+    bindResponse(pipeline, ex, res)
+    const proceed = () => {
+      if (globalSend) captureBody(req, res, ex, (body) => pipeline.send(ex, body), () => st.answered)
+      next()
+    }
+    const answer = (a: Answer | undefined) => {
+      if (!a) return proceed()
+      st.answered = true
+      write(req, res, a)
+    }
+    const globalStep = (): void => {
+      const result = pipeline.request(ex)
+      if (result === undefined) proceed()
+      else if (isPromise(result)) result.then(answer, next)
+      else answer(result)
+    }
+    if (!early) return globalStep()
+    const first = early.request(ex)
+    if (first === undefined) return globalStep()
+    if (isPromise(first)) first.then((a) => (a ? answer(a) : globalStep()), next)
+    else answer(first)
+  }
+}
+
+const isPromise = <T>(v: MaybePromise<T>): v is Promise<T> => typeof (v as Promise<T> | undefined)?.then === 'function'
+
+/**
+ * Wires a compiled route-level set into a live node request: onHeaders before the global ones,
+ * onSend on the buffered body (innermost, so before the global onSend), onResponse on finish;
+ * then runs its onRequest hooks and returns their early answer (not written).
+ *
+ * @example
+ * const answer = await runNodeFeatures(set, state, req, res)
+ */
+export function runNodeFeatures(set: FeatureSet, st: NodeRequestState, req: IncomingMessage, res: ServerResponse): MaybePromise<Answer | undefined> {
+  const ex = st.exchange
+  const sub = set.pipelineFor(st.pipeline.logger)
+  if (set.hasHeaders) {
+    const prev = res.writeHead
+    res.writeHead = function routeWriteHead(this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
+      res.writeHead = prev
+      sub.headers(ex)
+      return prev.apply(this, args)
+    } as ServerResponse['writeHead']
+  }
+  if (set.hasSend) captureBody(req, res, ex, (body) => sub.send(ex, body), () => st.answered)
+  set.observeFinish(ex, st.pipeline.logger)
+  return sub.request(ex)
+}
+
+/**
+ * Applies route-level features to a request a node binding (`createNodeBinding()`, or an adapter
+ * built on it) is handling, and returns their early answer (not written). Undefined when no
+ * binding ran for this request.
+ *
+ * @example
+ * const answer = await applyNodeFeatures(req, res, [myFeature])
+ * if (answer) sendNodeAnswer(req, res, answer)
+ */
+export function applyNodeFeatures(req: IncomingMessage, res: ServerResponse, features: readonly Feature[]): MaybePromise<Answer | undefined> {
+  const st = nodeStateOf(req)
+  if (!st) return undefined
+  return runNodeFeatures(featureSet(features), st, req, res)
+}
+
+/**
+ * Writes an early answer on a node response (feature headers applied when the head goes out;
+ * onSend features do not see it as a handler response).
+ *
+ * @example
+ * if (answer) sendNodeAnswer(req, res, answer)
+ */
+export function sendNodeAnswer(req: IncomingMessage, res: ServerResponse, answer: Answer): void {
+  markAnswered(req)
+  writeAnswer(res, answer, req.method === 'HEAD')
+}
+
+/**
+ * Marks a request's response as an early answer (onSend features then pass it through), for
+ * integrations that write the answer through their framework instead of `sendNodeAnswer()`.
+ *
+ * @example
+ * markAnswered(req); reply.send(answer.body)
+ */
+export function markAnswered(req: object): void {
+  const st = nodeStateOf(req)
+  if (st) st.answered = true
+}
