@@ -76,6 +76,9 @@ export function createBus(options: {
     if (events.has('cache.bus.state')) events.emit('cache.bus.state', { state: s })
   }
 
+  let clusterWatch: (() => void) | undefined
+  /** Cluster: a (re)subscribe failed; the watcher retries it. */
+  let retrySubscribe = false
   const onReady = () => {
     if (closed) return
     sub.subscribe(channel).then(
@@ -85,10 +88,13 @@ export function createBus(options: {
         options.onDistrust('connected')
         seqs.clear()
         connected = true
+        // Cluster: start watching the connection that now holds the subscription.
+        clusterWatch?.()
         episodes.end('cache.bus', 'cache bus subscribed again; L1 trusted again')
         state('connected')
       },
       (error: unknown) => {
+        if (clusterWatch !== undefined) retrySubscribe = true
         episodes.begin('cache.bus', 'cache bus could not subscribe; L1 is bypassed until it does', { err: error })
       },
     )
@@ -107,6 +113,48 @@ export function createBus(options: {
   sub.on('end', onDown)
   sub.on('reconnecting', onDown)
   if (sub.status === 'ready') onReady()
+
+  // On an ioredis Cluster the subscription lives on ONE node's connection, owned by the
+  // Cluster's internal subscriber. When that node goes away ioredis silently re-subscribes on
+  // another node; the Cluster itself emits nothing, and messages published meanwhile are lost.
+  // So watch that connection: its 'close' distrusts L1 at once, and a new, ready connection
+  // counts as a reconnect (L1 dropped, then trusted again). The internal shape is checked
+  // defensively: if it ever changes, the watcher simply finds nothing to watch.
+  let watcher: NodeJS.Timeout | undefined
+  if ((sub as unknown as { isCluster?: boolean }).isCluster === true) {
+    let watched: Redis | undefined
+    let recovering = false
+    const instance = (): Redis | undefined => {
+      const s = (sub as unknown as { subscriber?: { getInstance?: () => Redis | null } }).subscriber
+      return typeof s?.getInstance === 'function' ? (s.getInstance() ?? undefined) : undefined
+    }
+    const watch = () => {
+      if (closed) return
+      const inst = instance()
+      if (inst !== watched) {
+        if (watched !== undefined) {
+          // Replaced: whatever the old connection missed is unknown.
+          onDown()
+          recovering = true
+        }
+        watched = inst
+        inst?.once('close', () => {
+          if (watched === inst) {
+            onDown()
+            recovering = true
+          }
+        })
+      }
+      if ((recovering || retrySubscribe) && inst !== undefined && inst.status === 'ready' && sub.status === 'ready') {
+        recovering = false
+        retrySubscribe = false
+        onReady()
+      }
+    }
+    clusterWatch = watch
+    watcher = setInterval(watch, 100)
+    watcher.unref()
+  }
 
   sub.on('message', (ch: string, text: string) => {
     if (ch !== channel || !connected) return
@@ -156,6 +204,7 @@ export function createBus(options: {
     async close() {
       closed = true
       connected = false
+      if (watcher !== undefined) clearInterval(watcher)
       try {
         await sub.quit()
       } catch {

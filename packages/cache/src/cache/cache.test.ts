@@ -276,6 +276,55 @@ describe('createCache (L1 only)', () => {
     expect(await cache.getMany(['a', 'b', 'c'])).toEqual([undefined, 2, undefined])
   })
 
+  it('getOrSetMany single-flight: overlapping concurrent calls load each key once (L1 only)', async () => {
+    const cache = createCache()
+    const batches: string[][] = []
+    let open!: () => void
+    const gate = new Promise<void>((r) => (open = r))
+    const loader = async (missing: readonly string[]) => {
+      batches.push([...missing])
+      await gate
+      return missing.map((k) => k.toUpperCase())
+    }
+    let singles = 0
+    const p1 = cache.getOrSetMany(['a', 'b'], loader)
+    const p2 = cache.getOrSetMany(['b', 'c', 'c'], loader)
+    // getOrSet registers its flight at once; the batches register theirs after their L1/L2
+    // read, so they find 'c' in flight and share it
+    const p3 = cache.getOrSet('c', async () => {
+      singles++
+      await gate
+      return 'c1'
+    })
+    const p4 = Array.from({ length: 20 }, () => cache.getOrSetMany(['a', 'b', 'c'], loader))
+    // a getOrSet started first is shared by a later batch too
+    let openD!: () => void
+    const p5 = cache.getOrSet('d', async () => {
+      singles++
+      await new Promise<void>((r) => (openD = r))
+      return 'D'
+    })
+    await Promise.resolve()
+    const p6 = cache.getOrSetMany(['d', 'e'], loader)
+    open()
+    await new Promise((r) => setTimeout(r, 0))
+    openD()
+    expect(await p1).toEqual(['A', 'B'])
+    expect(await p2).toEqual(['B', 'c1', 'c1'])
+    expect(await p3).toBe('c1')
+    for (const r of await Promise.all(p4)) expect(r).toEqual(['A', 'B', 'c1'])
+    expect(await p5).toBe('D')
+    expect(await p6).toEqual(['D', 'E'])
+    expect(batches).toEqual([['a', 'b'], ['e']])
+    expect(singles).toBe(2)
+    // a batch that registers first is shared by a later getOrSet
+    const q1 = cache.getOrSetMany(['x', 'y'], loader)
+    await new Promise((r) => setTimeout(r, 0))
+    expect(await Promise.all([cache.getOrSet('y', () => 'never'), q1])).toEqual(['Y', ['X', 'Y']])
+    expect(batches).toEqual([['a', 'b'], ['e'], ['x', 'y']])
+    expect(cache.stats().inflight).toBe(0)
+  })
+
   it('publishes events only to listeners, with frozen hit payloads', async () => {
     const events = createEvents()
     const cache = createCache({ events })

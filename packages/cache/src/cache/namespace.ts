@@ -3,6 +3,7 @@ import { CacheLoaderTimeoutError, type Duration, parseDuration, RiClosedError, t
 import { SpanStatusCode, trace } from '@opentelemetry/api'
 import { LRUCache } from 'lru-cache'
 import { FAIL, type RawRead, type WriteCommand } from '../l2/driver.js'
+import { keySlot } from '../l2/slot.js'
 import { checkNamespaceOptions, type GetOrSetOptions, type NamespaceDefaults, type SetOptions } from '../options.js'
 import { decodeEntry, encodeBody, escapeTag, estimateSize, type StoredEntry } from '../serializer.js'
 import { namespaceTag, type NamespaceHandle, type Stack } from './stack.js'
@@ -66,7 +67,9 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
   const lockConfig = config.lock
   const tracer = trace.getTracer('@ri/cache')
   // Keys: <prefix><codec id>:<namespace>:{<key>}. The braces make the key its own hash slot
-  // (and the lock key `...}:lock` the same slot) so a Cluster can route both together.
+  // (and the lock key `...}:lock` the same slot) so a Cluster can route both together while
+  // different keys spread over every slot. Tag keys (`<prefix>t:{<tag>}`) are each their own
+  // slot too; the driver reads/bumps them per slot on a Cluster.
   const keyPrefix = `${config.prefix}${codec.id}:${name}:{`
   const fullKey = (key: string) => `${keyPrefix}${key}}`
   const lockKey = (key: string) => `${keyPrefix}${key}}:lock`
@@ -255,6 +258,12 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     return { raw, current: NO_VERSIONS, entry, fromMap: true }
   }
 
+  // On a Cluster a bus message reaches other nodes' subscribers through the cluster bus, after
+  // the publisher's invalidateTags() has resolved: trusting in-memory versions there would let
+  // an L2 hit miss an invalidation that already completed elsewhere. So Cluster L2 reads always
+  // fetch the tags' versions (GET, then one pipelined HMGET per node).
+  const useFastRead = () => stack.bus !== undefined && stack.trusted && driver?.cluster !== true
+
   const scriptRead = async (key: string, rec: ReadRecord): Promise<RawRead | null | typeof FAIL> => {
     const r = await driver!.read(fullKey(key))
     if (reads.get(key) === rec) reads.delete(key)
@@ -266,7 +275,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     if (r === undefined) {
       const rec: ReadRecord = { p: undefined as unknown as ReadRecord['p'], s: snapshot() }
       reads.set(key, rec)
-      rec.p = stack.bus !== undefined && stack.trusted ? fastRead(key, rec) : scriptRead(key, rec)
+      rec.p = useFastRead() ? fastRead(key, rec) : scriptRead(key, rec)
       r = rec
     }
     return r
@@ -429,6 +438,9 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
    */
   const acquireOrWait = async (key: string, o: CallOptions, stale: L1Entry | undefined): Promise<{ value: unknown } | { token: string | undefined } | 'stale'> => {
     if (!lockConfig || !o.lock || driver === undefined) return { token: undefined }
+    // A key that is empty or starts with '}' has an empty hash tag: its lock key would hash to
+    // another slot, which a Cluster script cannot touch. Such keys load without the lock there.
+    if (driver.cluster && keySlot(fullKey(key)) !== keySlot(lockKey(key))) return { token: undefined }
     const token = randomUUID()
     const budget = stale !== undefined && o.soft !== undefined ? Math.min(o.soft, lockConfig.wait) : lockConfig.wait
     const deadline = Date.now() + budget
@@ -709,7 +721,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
       // get() reads without the per-key dedupe: a burst of misses for one key is rare for plain
       // gets (getOrSet has its own single-flight), and the bookkeeping costs every L2 hit.
       const since = snapshot()
-      const r = await (stack.bus !== undefined && stack.trusted ? fastRead(key, undefined) : driver.read(fullKey(key)))
+      const r = await (useFastRead() ? fastRead(key, undefined) : driver.read(fullKey(key)))
       const rd = { s: since }
       if (r !== FAIL) {
         if (r !== null) {
@@ -853,38 +865,76 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     },
     async getOrSetMany<T>(keys: readonly string[], loader: BatchLoader<T>, options?: SetOptions): Promise<Array<T | undefined>> {
       const out = await cache.getMany<T>(keys)
-      const missingKeys: string[] = []
-      const at: number[] = []
+      const o = resolveCall(options)
+      if (stack.closed) throw new RiClosedError('cache')
+      // Per-key single-flight shared with getOrSet and other getOrSetMany calls: a missing key
+      // already being loaded is awaited; the others get a flight of their own, settled by this
+      // batch, and only they go to the loader.
+      const mine: string[] = []
+      const settle = new Map<string, { resolve: (v: unknown) => void; reject: (e: unknown) => void; flight: Flight }>()
+      const waits: Array<Promise<void>> = []
+      // Awaited together at the end (or not at all when our own loader throws first): a shared
+      // load failing meanwhile must not surface as an unhandled rejection.
+      const track = (p: Promise<void>) => {
+        p.catch(noop)
+        return p
+      }
       for (let i = 0; i < keys.length; i++) {
-        if (out[i] === undefined) {
-          missingKeys.push(keys[i]!)
-          at.push(i)
+        if (out[i] !== undefined) continue
+        const key = keys[i]!
+        const existing = flights.get(key)
+        if (existing !== undefined) {
+          if (existing.serveStale && existing.stale !== undefined) {
+            staleServed()
+            out[i] = existing.stale.value as T
+          } else waits.push(track((existing.promise as Promise<T>).then((v) => void (out[i] = v))))
+          continue
+        }
+        const flight: Flight = { promise: undefined as unknown as Promise<unknown>, stale: undefined, serveStale: false, cancelled: false }
+        flight.promise = new Promise<unknown>((resolve, reject) => settle.set(key, { resolve, reject, flight }))
+        // Nobody may await it but this batch: a rejection must not be reported as unhandled.
+        flight.promise.catch(noop)
+        flights.set(key, flight)
+        mine.push(key)
+        waits.push(track((flight.promise as Promise<T>).then((v) => void (out[i] = v))))
+      }
+      if (mine.length > 0) {
+        const finish = () => {
+          for (const [key, s] of settle) if (flights.get(key) === s.flight) flights.delete(key)
+        }
+        const observed = tagVersions.observe(o.tags === undefined ? nsTagOnly : [...o.tags, nsTag])
+        counters.loads++
+        const started = performance.now()
+        let result: ReadonlyArray<T> | ReadonlyMap<string, T>
+        try {
+          result = await loader(mine)
+        } catch (error) {
+          counters.loaderErrors++
+          if (events.has('cache.loader')) events.emit('cache.loader', { namespace: name, durationMs: performance.now() - started, outcome: 'error' })
+          finish()
+          for (const s of settle.values()) s.reject(error)
+          throw error
+        }
+        if (events.has('cache.loader')) events.emit('cache.loader', { namespace: name, durationMs: performance.now() - started, outcome: 'ok' })
+        const isMap = result instanceof Map
+        const values: unknown[] = mine.map((key, j) => (isMap ? (result as ReadonlyMap<string, T>).get(key) : (result as ReadonlyArray<T> | null | undefined)?.[j]))
+        try {
+          const prepared: Array<Prepared | undefined> = []
+          for (let j = 0; j < mine.length; j++) {
+            // Deleted/cleared while loading: hand the value to the callers, but do not cache it.
+            if (settle.get(mine[j]!)!.flight.cancelled) continue
+            const value = values[j]
+            const ttl = value === null || value === undefined ? (options?.ttl === undefined ? defaults.negativeTtl : o.ttl) : o.ttl
+            prepared.push(prepare(mine[j]!, value, ttl, o.grace, o.tags, observed, undefined, false))
+          }
+          await storeMany(prepared)
+        } finally {
+          // Whatever happened to the write, every caller sharing these keys gets the values.
+          finish()
+          for (let j = 0; j < mine.length; j++) settle.get(mine[j]!)!.resolve(values[j])
         }
       }
-      if (missingKeys.length === 0) return out
-      const o = resolveCall(options)
-      const observed = tagVersions.observe(o.tags === undefined ? nsTagOnly : [...o.tags, nsTag])
-      counters.loads++
-      const started = performance.now()
-      let result: ReadonlyArray<T> | ReadonlyMap<string, T>
-      try {
-        result = await loader(missingKeys)
-      } catch (error) {
-        counters.loaderErrors++
-        if (events.has('cache.loader')) events.emit('cache.loader', { namespace: name, durationMs: performance.now() - started, outcome: 'error' })
-        throw error
-      }
-      if (events.has('cache.loader')) events.emit('cache.loader', { namespace: name, durationMs: performance.now() - started, outcome: 'ok' })
-      const isMap = result instanceof Map
-      const prepared: Array<Prepared | undefined> = []
-      for (let j = 0; j < missingKeys.length; j++) {
-        const key = missingKeys[j]!
-        const value = isMap ? (result as ReadonlyMap<string, T>).get(key) : (result as ReadonlyArray<T>)[j]
-        out[at[j]!] = value
-        const ttl = value === null || value === undefined ? (options?.ttl === undefined ? defaults.negativeTtl : o.ttl) : o.ttl
-        prepared.push(prepare(key, value, ttl, o.grace, o.tags, observed, undefined, false))
-      }
-      await storeMany(prepared)
+      await Promise.all(waits)
       return out
     },
     async invalidateTags(list, options) {

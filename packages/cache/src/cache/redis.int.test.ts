@@ -1,8 +1,9 @@
-import { describeWithRedis, type RedisServer, startRedis } from '@ri/testing'
-import { Redis } from 'ioredis'
+import { describeWithRedis, type RedisCluster, type RedisServer, startRedis, startRedisCluster } from '@ri/testing'
+import { Cluster, Redis } from 'ioredis'
 import { Packr } from 'msgpackr'
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type Cache, type CacheOptions, createCache } from '../index.js'
+import { keySlot } from '../l2/slot.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -312,4 +313,226 @@ describeWithRedis('cache over real Redis (L1 + L2 + bus)', () => {
       redis.resume()
     }
   })
+
+  // ---- the same behaviours on a single Redis and on a three-master Redis Cluster ---------------
+
+  const TOPOLOGIES = ['a single Redis', 'a three-master Redis Cluster'] as const
+  let cluster: RedisCluster
+  const clients: Cluster[] = []
+  beforeAll(async () => {
+    cluster = await startRedisCluster()
+  }, 60_000)
+  afterAll(async () => {
+    for (const c of clients.splice(0)) c.disconnect()
+    await cluster?.stop()
+  })
+  const newCluster = () => {
+    const c = new Cluster([...cluster.startupNodes], {
+      enableAutoPipelining: true,
+      redisOptions: { maxRetriesPerRequest: 1 },
+      clusterRetryStrategy: (times) => Math.min(50 * times, 500),
+    })
+    c.on('error', () => {})
+    clients.push(c)
+    return c
+  }
+  const l2For = (topology: (typeof TOPOLOGIES)[number]) => (topology === TOPOLOGIES[0] ? redis.url : newCluster())
+
+  describe.each(TOPOLOGIES)('on %s', (topology) => {
+    const on = async (options: CacheOptions = {}) => instance({ l2: l2For(topology), ...options })
+
+    it('set/get/getOrSet, delete and invalidateTags are seen across two instances', async () => {
+      fresh()
+      const [a, b] = await Promise.all([on(), on()])
+      await a.set('user', 'v1', { tags: ['user:1'] })
+      expect(await b.get('user')).toBe('v1')
+      expect(await b.getOrSet('user', () => 'other')).toBe('v1')
+      await a.set('user', 'v2', { tags: ['user:1'] })
+      await until(async () => (await b.get('user')) === 'v2', 2_000)
+      await a.invalidateTags(['user:1'])
+      await until(async () => (await b.get('user')) === undefined, 2_000)
+      expect(await b.getOrSet('user', () => 'v3', { tags: ['user:1'] })).toBe('v3')
+      await until(async () => (await a.get('user')) === 'v3', 2_000)
+      await b.delete('user')
+      await until(async () => (await a.get('user')) === undefined, 2_000)
+    })
+
+    it('an L2 hit with tags sees an invalidation made by another instance (no bus, no L1)', async () => {
+      fresh()
+      const [a, b] = await Promise.all([on({ bus: false, l1: false }), on({ bus: false, l1: false })])
+      await a.set('p', 'v1', { tags: ['t1', 't2', 't3'] })
+      expect(await b.get('p')).toBe('v1')
+      await a.invalidateTags(['t3'])
+      expect(await b.get('p')).toBeUndefined()
+      await a.set('q', 'v1', { tags: ['t4'] })
+      expect(await b.getMany(['p', 'q'])).toEqual([undefined, 'v1'])
+      await a.invalidateTags(['t4'], { mode: 'delete' })
+      expect(await b.getMany(['q'])).toEqual([undefined])
+    })
+
+    it('expire-by-tag keeps the value as a stale fallback in L2; delete-by-tag does not', async () => {
+      fresh()
+      const [a, b] = await Promise.all([on({ grace: '1m' }), on({ grace: '1m' })])
+      await a.set('p', 'old', { tags: ['products'] })
+      await a.invalidateTags(['products'])
+      await until(async () => (await b.get('p')) === undefined, 2_000)
+      expect(await b.getOrSet('p', () => Promise.reject(new Error('db down')))).toBe('old')
+      await a.set('q', 'old', { tags: ['products'] })
+      await a.invalidateTags(['products'], { mode: 'delete' })
+      await sleep(20)
+      await expect(b.getOrSet('q', () => Promise.reject(new Error('db down')))).rejects.toThrow('db down')
+    })
+
+    it('getMany/setMany/deleteMany/getOrSetMany over keys in many slots', async () => {
+      fresh()
+      const [a, b] = await Promise.all([on(), on()])
+      const keys = Array.from({ length: 40 }, (_, i) => `k${i}`)
+      expect(new Set(keys.map((k) => keySlot(`${prefix}j1::{${k}}`))).size).toBeGreaterThan(30)
+      await a.setMany(keys.map((k, i) => ({ key: k, value: i, tags: i % 2 === 0 ? ['even'] : [`odd${i}`] })))
+      expect(await b.getMany(keys)).toEqual(keys.map((_, i) => i))
+      await a.invalidateTags(['even'], { mode: 'delete' })
+      await until(async () => (await b.getMany(['k0', 'k2'])).every((v) => v === undefined), 2_000)
+      expect(await b.getMany(['k0', 'k1', 'k2', 'k3'])).toEqual([undefined, 1, undefined, 3])
+      const seen: string[][] = []
+      const out = await b.getOrSetMany(['k0', 'k1', 'k2', 'new'], (missing) => {
+        seen.push([...missing])
+        return missing.map((k) => k.toUpperCase())
+      })
+      expect(out).toEqual(['K0', 1, 'K2', 'NEW'])
+      expect(seen).toEqual([['k0', 'k2', 'new']])
+      await until(async () => (await a.get('new')) === 'NEW', 2_000)
+      expect(await a.deleteMany(keys.slice(10))).toBeGreaterThanOrEqual(30)
+      await until(async () => (await b.getMany(keys.slice(10))).every((v) => v === undefined), 2_000)
+      expect(await b.getMany(['k1', 'k3'])).toEqual([1, 3])
+    })
+
+    it('clear() clears one namespace on every instance and nothing else', async () => {
+      fresh()
+      const [a, b] = await Promise.all([on(), on()])
+      await a.namespace('users').set('k', 'u')
+      await a.namespace('posts').set('k', 'p')
+      await a.set('k', 'root')
+      expect(await b.namespace('users').get('k')).toBe('u')
+      await a.namespace('users').clear()
+      await until(async () => (await b.namespace('users').get('k')) === undefined, 2_000)
+      expect(await a.namespace('users').get('k')).toBeUndefined()
+      expect(await b.namespace('posts').get('k')).toBe('p')
+      expect(await b.get('k')).toBe('root')
+      await a.namespace('users').set('k', 'u2')
+      await until(async () => (await b.namespace('users').get('k')) === 'u2', 2_000)
+    })
+
+    it('distributed lock: concurrent misses on several instances call the loader once', async () => {
+      fresh()
+      const instances = await Promise.all([1, 2, 3].map(() => on({ lock: { lease: '5s', wait: '3s' } })))
+      let calls = 0
+      const loader = async () => {
+        calls++
+        await sleep(80)
+        return 'v'
+      }
+      const results = await Promise.all(instances.flatMap((c) => Array.from({ length: 20 }, () => c.getOrSet('hot', loader, { tags: ['h'] }))))
+      expect(results.every((r) => r === 'v')).toBe(true)
+      expect(calls).toBe(1)
+    })
+
+    it('getOrSetMany shares in-flight loads per key with getOrSet and other getOrSetMany calls', async () => {
+      fresh()
+      const c = await on()
+      const batches: string[][] = []
+      const single: string[] = []
+      let release!: () => void
+      const gate = new Promise<void>((r) => (release = r))
+      const batch = async (missing: readonly string[]) => {
+        batches.push([...missing])
+        await gate
+        return missing.map((k) => `v:${k}`)
+      }
+      const one = (k: string) => async () => {
+        single.push(k)
+        await gate
+        return `v:${k}`
+      }
+      const first = c.getOrSetMany(['a', 'b', 'c'], batch)
+      await until(() => batches.length === 1)
+      const calls = [
+        c.getOrSetMany(['b', 'c', 'd'], batch),
+        c.getOrSet('a', one('a')),
+        ...Array.from({ length: 10 }, () => c.getOrSetMany(['a', 'c', 'd', 'd'], batch)),
+        c.getOrSet('e', one('e')),
+      ]
+      await until(() => batches.length === 2 && single.length === 1)
+      const last = c.getOrSetMany(['a', 'e', 'f'], batch)
+      await until(() => batches.length === 3)
+      release()
+      expect(await first).toEqual(['v:a', 'v:b', 'v:c'])
+      const results = await Promise.all(calls)
+      expect(results[0]).toEqual(['v:b', 'v:c', 'v:d'])
+      expect(results[1]).toBe('v:a')
+      for (const r of results.slice(2, 12)) expect(r).toEqual(['v:a', 'v:c', 'v:d', 'v:d'])
+      expect(await last).toEqual(['v:a', 'v:e', 'v:f'])
+      // every key loaded exactly once; each batch loader call got only keys not yet in flight
+      expect(batches).toEqual([['a', 'b', 'c'], ['d'], ['f']])
+      expect(single).toEqual(['e'])
+      expect(c.stats().inflight).toBe(0)
+      // a failing batch rejects every caller sharing its keys, and nothing stays in flight
+      let fail!: (e: Error) => void
+      const failing = c.getOrSetMany(['x', 'y'], () => new Promise<string[]>((_, rej) => (fail = rej)))
+      await until(() => fail !== undefined)
+      const sharing = c.getOrSet('x', () => 'never')
+      fail(new Error('db down'))
+      await expect(failing).rejects.toThrow('db down')
+      await expect(sharing).rejects.toThrow('db down')
+      expect(c.stats().inflight).toBe(0)
+      expect(await c.getOrSetMany(['x'], (m) => m.map(() => 'ok'))).toEqual(['ok'])
+    })
+  })
+
+  it('Redis Cluster: the master holding the bus subscription killed -> no throw, no hang, the bus moves to another node', async () => {
+    fresh()
+    const a = await instance({ grace: '1m', timeouts: { l2: 200 }, l2: { client: newCluster(), circuitBreaker: { failures: 3, cooldown: 200 } } })
+    const keys = Array.from({ length: 12 }, (_, i) => `k${i}`)
+    await a.setMany(keys.map((k) => ({ key: k, value: k })))
+    // The node serving this instance's (only) pub/sub connection: killing it loses messages.
+    const subs = await Promise.all(
+      cluster.nodes.map(async (n) => {
+        const c = new Redis(n.url)
+        try {
+          return String(await c.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).includes('sub=1')
+        } finally {
+          c.disconnect()
+        }
+      }),
+    )
+    const victim = cluster.nodes[Math.max(0, subs.indexOf(true))]!
+    const disconnects = a.stats().bus!.disconnects
+    await victim.kill()
+    try {
+      const t0 = Date.now()
+      for (let i = 0; i < 5; i++) {
+        // L1 (within grace) or L2 of the live masters; after the bus moved, L1 was dropped and
+        // keys on the dead master are reloaded or missing. Never a throw.
+        const got = await a.getMany(keys)
+        got.forEach((v, j) => expect([keys[j], 'loaded', undefined]).toContain(v))
+        for (const k of keys) expect([k, 'loaded']).toContain(await a.getOrSet(k, () => 'loaded'))
+        expect(await a.getOrSet(`new${i}`, () => `loaded${i}`)).toBe(`loaded${i}`)
+        await a.set(`w${i}`, i)
+        await a.invalidateTags(['t'])
+        await a.delete(`w${i}`)
+        await a.deleteMany(keys.slice(0, 2).map((k) => `x${k}`))
+      }
+      // each call waits at most one L2 timeout (200 ms) plus the sweeper tick; 5 rounds x ~30 calls
+      expect(Date.now() - t0).toBeLessThan(5 * 30 * 300)
+      if (subs.includes(true)) {
+        await until(() => a.stats().bus!.disconnects > disconnects, 10_000)
+        await until(() => a.stats().bus!.connected, 10_000)
+      }
+    } finally {
+      await victim.restart()
+    }
+    await until(async () => {
+      await a.get(`probe${Date.now()}`)
+      return a.stats().l2.circuit === 'closed'
+    }, 20_000)
+  }, 60_000)
 })

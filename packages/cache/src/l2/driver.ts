@@ -5,7 +5,8 @@ import type { Redis } from 'ioredis'
 import type { RedisLike } from '../options.js'
 import type { StoredEntry } from '../serializer.js'
 import { createCircuitBreaker, type CircuitBreaker } from './circuit.js'
-import { ACQUIRE, DELETE, INVALIDATE, READ, RELEASE, WRITE } from './scripts.js'
+import { ACQUIRE, ACQUIRE_LOCAL, BUMP, DELETE, INVALIDATE, READ, RELEASE, SET_LOCAL, WRITE } from './scripts.js'
+import { keySlot } from './slot.js'
 
 /** Returned instead of throwing when Redis failed, timed out or the circuit is open. */
 export const FAIL: unique symbol = Symbol('ri.cache.l2.fail')
@@ -40,6 +41,8 @@ export interface WriteCommand {
 export interface L2Driver {
   readonly client: RedisLike
   readonly breaker: CircuitBreaker
+  /** The client is an ioredis `Cluster`: multi-key work is split per hash slot. */
+  readonly cluster: boolean
   /** Requests sent to Redis (one per command, script or pipeline): round trips. */
   readonly requests: () => number
   readonly errors: () => number
@@ -69,6 +72,9 @@ interface ScriptClient {
   riCacheDelete(...args: string[]): Promise<number>
   riCacheAcquireBuffer(lockKey: string, valueKey: string, token: string, lease: number, tagPrefix: string): Promise<[number, ...Array<Buffer | number>]>
   riCacheRelease(lockKey: string, token: string): Promise<number>
+  riCacheBump(tagKey: string, mode: string): Promise<[number, number]>
+  riCacheSetLocal(key: string, lockKey: string, px: number, body: string | Buffer, token: string, channel: string, message: string): Promise<number>
+  riCacheAcquireLocalBuffer(lockKey: string, valueKey: string, token: string, lease: number): Promise<[number, (Buffer | number)?]>
 }
 
 const SCRIPTED = new WeakSet<object>()
@@ -83,6 +89,28 @@ function defineScripts(client: RedisLike): void {
   client.defineCommand('riCacheAcquire', { numberOfKeys: 2, lua: ACQUIRE })
   client.defineCommand('riCacheRelease', { numberOfKeys: 1, lua: RELEASE })
   client.defineCommand('riCacheDelete', { lua: DELETE })
+  client.defineCommand('riCacheBump', { numberOfKeys: 1, lua: BUMP })
+  client.defineCommand('riCacheSetLocal', { numberOfKeys: 2, lua: SET_LOCAL })
+  client.defineCommand('riCacheAcquireLocal', { numberOfKeys: 2, lua: ACQUIRE_LOCAL })
+}
+
+/** Tags named on the first line of stored bytes (what the READ script parses in Lua). */
+export function tagsOf(raw: Buffer): string[] {
+  const nl = raw.indexOf(0x0a)
+  if (nl <= 0) return []
+  return raw.toString('utf8', 0, nl).split('\x1f').filter((t) => t.length > 0)
+}
+
+/** Stored versions: the observed one unless an invalidation is newer (then the current one). */
+function storedVersions(observed: string, current: readonly number[], n: number): string {
+  const obs = observed.split(',')
+  let out = ''
+  for (let i = 0; i < n; i++) {
+    const o = obs[i] === undefined || obs[i] === '' ? -1 : Number(obs[i])
+    const v = current[2 * i] ?? 0
+    out += (i === 0 ? '' : ',') + String(o >= 0 && o < v ? o : v)
+  }
+  return out
 }
 
 /** Options for a client the cache creates from a URL (it then owns and closes it). */
@@ -273,58 +301,200 @@ export function createL2Driver(options: {
     return (results ?? []) as Array<[Error | null, unknown]>
   }
 
+  // ---- Cluster -------------------------------------------------------------------------------
+  // A Lua script may only touch keys of one slot, and a pipeline only slots served by one node.
+  // So on a Cluster every command names keys of a single slot, commands are grouped into one
+  // pipeline per node (all sent at once: one round trip of latency), and a bus message is
+  // published only after every group has answered (a receiver must not re-read old bytes that a
+  // slower node has not deleted/overwritten yet).
+  const cluster = (client as { isCluster?: boolean }).isCluster === true
+  const slotsOf = client as unknown as { slots?: ReadonlyArray<readonly string[] | undefined> }
+  type Step = { readonly key: string; readonly add: (p: ReturnType<RedisLike['pipeline']>) => void }
+  /** Runs each step (one command) grouped per node; replies in step order; throws on any error. */
+  const perSlot = async (steps: readonly Step[], after?: (p: ReturnType<RedisLike['pipeline']>) => void): Promise<unknown[]> => {
+    const groups = new Map<string, number[]>()
+    for (let i = 0; i < steps.length; i++) {
+      const slot = keySlot(steps[i]!.key)
+      const id = slotsOf.slots?.[slot]?.join(';') ?? `s${slot}`
+      let g = groups.get(id)
+      if (g === undefined) groups.set(id, (g = []))
+      g.push(i)
+    }
+    const out: unknown[] = new Array(steps.length)
+    const single = groups.size === 1
+    await Promise.all(
+      [...groups.values()].map(async (idx) => {
+        const results = await execPipeline((p) => {
+          for (const i of idx) steps[i]!.add(p)
+          // One node: a trailing PUBLISH in the same pipeline runs after the writes, in order.
+          if (single && after !== undefined) after(p)
+        })
+        for (let j = 0; j < idx.length; j++) {
+          const [err, r] = results[j] ?? [new Error('missing pipeline reply'), null]
+          if (err) throw err
+          out[idx[j]!] = r
+        }
+      }),
+    )
+    // run() counted one request; each further pipeline is another (sent at the same time).
+    requests += Math.max(0, groups.size - 1)
+    if (!single && after !== undefined) {
+      requests++
+      await execPipeline(after)
+    }
+    return out
+  }
+  const tagKey = (t: string) => `${tagPrefix}${t}}`
+  const clusterVersions = async (tags: readonly string[]): Promise<number[]> => {
+    if (tags.length === 0) return []
+    const replies = await perSlot(tags.map((t) => ({ key: tagKey(t), add: (p) => void p.hmget(tagKey(t), 'v', 'd') })))
+    const out: number[] = []
+    for (const r of replies) {
+      const pair = r as Array<string | null>
+      out.push(Number(pair[0] ?? 0) || 0, Number(pair[1] ?? 0) || 0)
+    }
+    return out
+  }
+  /** Value bytes + versions of their tags: two round trips (value, then its tags' slots). */
+  const clusterWithVersions = async (raw: Buffer | null): Promise<RawRead | null> => {
+    if (raw === null) return null
+    const tags = tagsOf(raw)
+    if (tags.length > 0) requests++
+    return { raw, current: await clusterVersions(tags) }
+  }
+  const fullBody = (c: WriteCommand, current: readonly number[], n: number): string | Buffer => {
+    const head = `${c.tagLine}\n${storedVersions(c.observed, current, n)}\n`
+    return typeof c.body === 'string' ? head + c.body : Buffer.concat([Buffer.from(head, 'utf8'), c.body])
+  }
+  const clusterWriteMany = async (cmds: readonly WriteCommand[]): Promise<number[][]> => {
+    const split = cmds.map((c) => (c.tagLine === '' ? [] : c.tagLine.split('\x1f')))
+    const unique = [...new Set(split.flat())]
+    const versions = await clusterVersions(unique)
+    if (unique.length > 0) requests++
+    const at = new Map(unique.map((t, i) => [t, i]))
+    const currents = split.map((tags) => tags.flatMap((t) => [versions[2 * at.get(t)!]!, versions[2 * at.get(t)! + 1]!]))
+    const messages = cmds.map((c) => c.message ?? '').filter((m) => m !== '')
+    await perSlot(
+      cmds.map((c, i) => ({
+        key: c.key,
+        add: (p) => void (p as unknown as ScriptClient).riCacheSetLocal(c.key, c.lockKey ?? c.key, c.px, fullBody(c, currents[i]!, split[i]!.length), c.token ?? '', channel, ''),
+      })),
+      messages.length === 0 ? undefined : (p) => {
+        for (const m of messages) p.publish(channel, m)
+      },
+    )
+    return currents
+  }
+
   return {
     client,
     breaker,
     requests: () => requests,
     errors: () => errors,
-    read: (key) => run('get', () => s.riCacheReadBuffer(key, tagPrefix), (r) => toRead(r, 0)),
+    cluster,
+    read: cluster
+      ? (key) => run('get', () => client.getBuffer(key).then(clusterWithVersions))
+      : (key) => run('get', () => s.riCacheReadBuffer(key, tagPrefix), (r) => toRead(r, 0)),
     get: (key) => run('get', () => client.getBuffer(key)),
-    versions: (tags) =>
-      run(
-        'tags',
-        () =>
-          execPipeline((p) => {
-            for (const t of tags) p.hmget(`${tagPrefix}${t}}`, 'v', 'd')
-          }),
-        (results) => {
-          const out: number[] = []
-          for (const [err, r] of results) {
-            if (err) throw err
-            const pair = r as Array<string | null>
-            out.push(Number(pair[0] ?? 0) || 0, Number(pair[1] ?? 0) || 0)
-          }
-          return out
-        },
-      ),
-    readMany: (keys) =>
-      run('getMany', () =>
-        execPipeline((p) => {
-          for (const k of keys) (p as unknown as ScriptClient).riCacheReadBuffer(k, tagPrefix)
-        }).then((results) =>
-          results.map(([err, r]) => {
-            if (err) throw err
-            return toRead(r as Array<Buffer | number> | null, 0)
-          }),
-        ),
-      ),
-    write: (c) => run('set', () => s.riCacheWrite(c.key, c.lockKey ?? c.key, tagPrefix, c.px, c.tagLine, c.observed, c.body, c.token ?? '', channel, c.message ?? '')),
-    writeMany: (cmds) =>
-      run('setMany', () =>
-        execPipeline((p) => {
-          for (const c of cmds) (p as unknown as ScriptClient).riCacheWrite(c.key, c.lockKey ?? c.key, tagPrefix, c.px, c.tagLine, c.observed, c.body, c.token ?? '', channel, c.message ?? '')
-        }).then((results) => results.map(([err, r]) => (err ? null : (r as number[])))),
-      ),
+    versions: cluster
+      ? (tags) => run('tags', () => clusterVersions(tags))
+      : (tags) =>
+          run(
+            'tags',
+            () =>
+              execPipeline((p) => {
+                for (const t of tags) p.hmget(`${tagPrefix}${t}}`, 'v', 'd')
+              }),
+            (results) => {
+              const out: number[] = []
+              for (const [err, r] of results) {
+                if (err) throw err
+                const pair = r as Array<string | null>
+                out.push(Number(pair[0] ?? 0) || 0, Number(pair[1] ?? 0) || 0)
+              }
+              return out
+            },
+          ),
+    readMany: cluster
+      ? (keys) =>
+          run('getMany', async () => {
+            const raws = (await perSlot(keys.map((k) => ({ key: k, add: (p) => void p.getBuffer(k) })))) as Array<Buffer | null>
+            const split = raws.map((r) => (r === null ? [] : tagsOf(r)))
+            const unique = [...new Set(split.flat())]
+            if (unique.length > 0) requests++
+            const versions = await clusterVersions(unique)
+            const at = new Map(unique.map((t, i) => [t, i]))
+            return raws.map((raw, i) => (raw === null ? null : { raw, current: split[i]!.flatMap((t) => [versions[2 * at.get(t)!]!, versions[2 * at.get(t)! + 1]!]) }))
+          })
+      : (keys) =>
+          run('getMany', () =>
+            execPipeline((p) => {
+              for (const k of keys) (p as unknown as ScriptClient).riCacheReadBuffer(k, tagPrefix)
+            }).then((results) =>
+              results.map(([err, r]) => {
+                if (err) throw err
+                return toRead(r as Array<Buffer | number> | null, 0)
+              }),
+            ),
+          ),
+    write: cluster
+      ? (c) => run('set', () => clusterWriteMany([c]).then((r) => r[0]!))
+      : (c) => run('set', () => s.riCacheWrite(c.key, c.lockKey ?? c.key, tagPrefix, c.px, c.tagLine, c.observed, c.body, c.token ?? '', channel, c.message ?? '')),
+    writeMany: cluster
+      ? (cmds) => run('setMany', () => clusterWriteMany(cmds))
+      : (cmds) =>
+          run('setMany', () =>
+            execPipeline((p) => {
+              for (const c of cmds) (p as unknown as ScriptClient).riCacheWrite(c.key, c.lockKey ?? c.key, tagPrefix, c.px, c.tagLine, c.observed, c.body, c.token ?? '', channel, c.message ?? '')
+            }).then((results) => results.map(([err, r]) => (err ? null : (r as number[])))),
+          ),
     // ioredis' numberOfKeys-less command takes the key count first.
-    del: (keys, message) =>
-      run('delete', () => (keys.length === 0 ? Promise.resolve(0) : s.riCacheDelete(String(keys.length), ...keys, channel, message ?? ''))),
-    invalidate: (tags, mode, head) => run('invalidate', () => s.riCacheInvalidate(tagPrefix, mode, channel, head ?? '', ...tags)),
-    acquire: (lockKey, valueKey, token, lease) =>
-      run('lock', () =>
-        s.riCacheAcquireBuffer(lockKey, valueKey, token, lease, tagPrefix).then((r) =>
-          Number(r[0]) === 1 ? { acquired: true as const, read: toRead(r as Array<Buffer | number>, 1) } : { acquired: false as const },
-        ),
-      ),
+    del: cluster
+      ? (keys, message) =>
+          run('delete', async () => {
+            if (keys.length === 0) return 0
+            // One DEL per slot (a multi-key DEL must stay within one slot).
+            const bySlot = new Map<number, string[]>()
+            for (const k of keys) {
+              const slot = keySlot(k)
+              const list = bySlot.get(slot)
+              if (list === undefined) bySlot.set(slot, [k])
+              else list.push(k)
+            }
+            const replies = await perSlot(
+              [...bySlot.values()].map((list) => ({ key: list[0]!, add: (p) => void p.del(...list) })),
+              message ? (p) => void p.publish(channel, message) : undefined,
+            )
+            return replies.reduce<number>((n, r) => n + Number(r), 0)
+          })
+      : (keys, message) =>
+          run('delete', () => (keys.length === 0 ? Promise.resolve(0) : s.riCacheDelete(String(keys.length), ...keys, channel, message ?? ''))),
+    invalidate: cluster
+      ? (tags, mode, head) =>
+          run('invalidate', async () => {
+            const replies = await perSlot(tags.map((t) => ({ key: tagKey(t), add: (p) => void (p as unknown as ScriptClient).riCacheBump(tagKey(t), mode) })))
+            const out = replies.flatMap((r) => (r as number[]).map(Number))
+            if (head) {
+              requests++
+              await client.publish(channel, `${head}${out.join(',')}]}`)
+            }
+            return out
+          })
+      : (tags, mode, head) => run('invalidate', () => s.riCacheInvalidate(tagPrefix, mode, channel, head ?? '', ...tags)),
+    acquire: cluster
+      ? (lockKey, valueKey, token, lease) =>
+          run('lock', async () => {
+            const r = await s.riCacheAcquireLocalBuffer(lockKey, valueKey, token, lease)
+            if (Number(r[0]) !== 1) return { acquired: false as const }
+            const raw = r[1]
+            return { acquired: true as const, read: Buffer.isBuffer(raw) ? await clusterWithVersions(raw) : null }
+          })
+      : (lockKey, valueKey, token, lease) =>
+          run('lock', () =>
+            s.riCacheAcquireBuffer(lockKey, valueKey, token, lease, tagPrefix).then((r) =>
+              Number(r[0]) === 1 ? { acquired: true as const, read: toRead(r as Array<Buffer | number>, 1) } : { acquired: false as const },
+            ),
+          ),
     release: (lockKey, token) => run('unlock', () => s.riCacheRelease(lockKey, token)),
     async close() {
       if (owned) {

@@ -1,6 +1,7 @@
-// Lua scripts run by the L2 driver. Each is one round trip. They read tag keys named in the
-// value (not in KEYS), which standalone Redis allows; on a Cluster the tag keys live in other
-// slots, so the Cluster path (a later issue) splits this into a pipeline.
+// Lua scripts run by the L2 driver. Each is one round trip. READ/WRITE/INVALIDATE/DELETE/ACQUIRE
+// read tag keys named in the value (not in KEYS), which standalone Redis allows; on a Cluster
+// those keys live in other slots, so the Cluster path uses the single-slot scripts at the end
+// (BUMP, SET_LOCAL, ACQUIRE_LOCAL) plus per-slot pipelines for the tag versions.
 //
 // Tag keys are hashes { v: expire version, d: delete version }, both bumped with HINCRBY /
 // HSET: atomic, no reliance on any client clock.
@@ -107,4 +108,41 @@ return {0, redis.call('PTTL', KEYS[1])}
 export const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+`
+
+// ---- Cluster: every script touches one slot only ---------------------------------------------
+
+/** KEYS[1] tag key; ARGV[1] mode ('e' | 'd'). Returns {v, d} after the bump. */
+export const BUMP = `
+local v = redis.call('HINCRBY', KEYS[1], 'v', 1)
+local d
+if ARGV[1] == 'd' then
+  redis.call('HSET', KEYS[1], 'd', v)
+  d = v
+else
+  d = tonumber(redis.call('HGET', KEYS[1], 'd')) or 0
+end
+return {v, d}
+`
+
+/**
+ * KEYS[1] value key, KEYS[2] lock key (same slot: the lock key is the value key + ':lock');
+ * ARGV: 1 px, 2 full stored bytes (tag lines included), 3 lock token ('' none), 4 channel,
+ * 5 bus message ('' none). The versions were read (per slot) before this call.
+ */
+export const SET_LOCAL = `
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+return 1
+`
+
+/** KEYS[1] lock key, KEYS[2] value key; ARGV 1 token, 2 lease. {1} / {1, value} / {0, pttl}. */
+export const ACQUIRE_LOCAL = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local v = redis.call('GET', KEYS[2])
+  if not v then return {1} end
+  return {1, v}
+end
+return {0, redis.call('PTTL', KEYS[1])}
 `
