@@ -5,7 +5,7 @@ import type { Logger } from '@ri/core'
 import { RiModule } from '@ri/nest'
 import type { AddressInfo } from 'node:net'
 import type { AppConfig } from './config.js'
-import { AnalyticsController, IndexController, OrdersController, ProductsController, REPLICA_PURGE, STORE } from './controllers.js'
+import { AnalyticsController, IndexController, LookupController, OrdersController, ProductsController, REPLICA_PURGE, STORE } from './controllers.js'
 import { createInfra, type Infra } from './infra.js'
 
 export interface AppOptions {
@@ -33,7 +33,7 @@ export async function startApp(config: AppConfig, options: AppOptions): Promise<
 
   @Module({
     imports: [RiModule.forRoot(infra.riOptions)],
-    controllers: [IndexController, ProductsController, OrdersController, AnalyticsController],
+    controllers: [IndexController, ProductsController, OrdersController, AnalyticsController, LookupController],
     providers: [
       { provide: STORE, useValue: infra.store },
       { provide: REPLICA_PURGE, useValue: infra.replicaPurge },

@@ -18,6 +18,14 @@ export interface AppConfig {
   readonly metricsToken?: string
   /** `ORDERS_SEED`: how many sample orders an empty database gets (default 20 000). */
   readonly seedOrders: number
+  /** `RI_INSTANCE`: an `instance` label on every metric, so several instances behind one balancer stay apart. */
+  readonly instance?: string
+  /**
+   * `RI_DRAIN_DELAY_MS`: on SIGTERM, how long readiness fails while requests are still served, so a
+   * load balancer polling `/health/ready` stops routing here before the listener closes (default 0,
+   * or @ri/health's Kubernetes default when it detects Kubernetes).
+   */
+  readonly drainDelayMs?: number
 }
 
 const list = (value: string | undefined) =>
@@ -25,6 +33,13 @@ const list = (value: string | undefined) =>
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '')
+
+function drainDelay(value: string | undefined): number | undefined {
+  if (!value) return undefined
+  const ms = Number(value)
+  if (!Number.isInteger(ms) || ms < 0) throw new Error(`RI_DRAIN_DELAY_MS must be a whole number of milliseconds, got ${value}`)
+  return ms
+}
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const port = Number(env.PORT ?? 3000)
@@ -45,5 +60,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
     dbSecret: env.RI_DB_SECRET || randomBytes(24).toString('base64url'),
     metricsToken: env.METRICS_TOKEN || undefined,
     seedOrders: env.ORDERS_SEED ? Number(env.ORDERS_SEED) : 20_000,
+    instance: env.RI_INSTANCE || undefined,
+    drainDelayMs: drainDelay(env.RI_DRAIN_DELAY_MS),
   }
 }

@@ -13,7 +13,7 @@ import {
   UnprocessableEntityException,
 } from '@nestjs/common'
 import type { Exchange } from '@ri/core'
-import { getExchange } from '@ri/express'
+import { nodeStateOf } from '@ri/core/node'
 import { Cached, CacheTags, InvalidateTags, SlowThreshold, Throttle } from '@ri/nest'
 import type { IncomingMessage } from 'node:http'
 import type { ReplicaPurge } from './replica-purge.js'
@@ -55,7 +55,8 @@ function intParam(value: string | undefined, name: string, min: number, max: num
 
 /** Times a piece of work on the exchange: it shows in `Server-Timing` and in the slow-log line. */
 async function timed<T>(req: IncomingMessage, name: string, fn: () => Promise<T>): Promise<T> {
-  const ex = getExchange(req)
+  // @ri/nest binds the exchange with @ri/core's node binding (it no longer goes through @ri/express).
+  const ex = nodeStateOf(req)?.exchange
   return ex ? ex.timings.measure(name, fn) : fn()
 }
 
@@ -71,6 +72,7 @@ export class IndexController {
         'POST /products/:id/price {"priceCents": n}',
         'POST /orders {"productId": n, "quantity": n}',
         'GET /analytics/revenue?days=30',
+        'GET /lookup/:key',
         'GET /health',
         'GET /health/ready',
         'GET /health/startup',
@@ -139,6 +141,40 @@ export class OrdersController {
     const order = await this.store.createOrder(productId, quantity)
     if (!order) throw new UnprocessableEntityException('unknown product or not enough stock')
     return order
+  }
+}
+
+/** Which product a lookup key resolves to (FNV-1a): many keys share one product, so one write purges many entries. */
+export function lookupProductId(key: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
+  return ((h >>> 0) % 500) + 1
+}
+
+/** The tag must name the product the handler reads (from the decoded param); malformed escapes never throw here. */
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return segment
+  }
+}
+
+/**
+ * A cache keyed by an open-ended path segment (`/lookup/<sku or slug>`): the soak test drives it
+ * with a million distinct keys while price writes purge them by product tag.
+ */
+@Controller('lookup')
+export class LookupController {
+  constructor(@Inject(STORE) private readonly store: Store) {}
+
+  @Get(':key')
+  @Cached({ ...PRODUCT_CACHE, tags: (ex) => [`product:${lookupProductId(safeDecode(ex.path.split('/')[2] ?? ''))}`] })
+  async get(@Req() req: IncomingMessage, @Param('key') key: string) {
+    if (key.length > 128) throw new BadRequestException('key must be at most 128 characters')
+    const product = await timed(req, 'db', () => this.store.getProduct(lookupProductId(key)))
+    if (!product) throw new NotFoundException('product not found')
+    return { key, product }
   }
 }
 

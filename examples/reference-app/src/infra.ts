@@ -6,6 +6,7 @@ import { createSlowLog, type SlowLog } from '@ri/slowlog'
 import { createThrottle, type Throttle } from '@ri/throttle'
 import type { RiModuleOptions } from '@ri/nest'
 import { Cluster, Redis } from 'ioredis'
+import { Registry } from 'prom-client'
 import type { AppConfig } from './config.js'
 import { type Database, openDatabase } from './database.js'
 import { createReplicaPurge, type ReplicaPurge } from './replica-purge.js'
@@ -79,10 +80,17 @@ export async function createInfra(config: AppConfig, options: InfraOptions): Pro
     events,
     logger: logger.child({ component: 'health' }),
     service: { serviceId: 'ri-reference-app' },
-    shutdown: options.signals === false ? { signals: [], exit: false } : { timeoutMs: '10s' },
+    shutdown: {
+      ...(options.signals === false ? { signals: [], exit: false } : { timeoutMs: '10s' }),
+      ...(config.drainDelayMs !== undefined ? { drainDelayMs: config.drainDelayMs } : {}),
+    },
   })
   // RiModule subscribes metrics to the shared bus (createRiPipeline): no `events` here, or it would count twice.
-  const metrics = createMetrics()
+  // Behind a balancer every instance exposes the same series: an `instance` label keeps them apart
+  // (Prometheus renames it `exported_instance` unless the scrape job sets honor_labels).
+  const registry = new Registry()
+  if (config.instance) registry.setDefaultLabels({ instance: config.instance })
+  const metrics = createMetrics({ registry })
   // Cleanup hooks run in reverse registration order: metrics, cache, Redis, then the database.
   health.onShutdown('database', () => database.db.close())
   if (redis) health.onShutdown('redis', async () => void (await redis.quit()))

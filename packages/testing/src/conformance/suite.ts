@@ -3,6 +3,7 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BYTES_BODY, conformanceRoutes, createProbe, globalFeatures, type Observation, type Probe } from './fixtures.js'
 import { featureScenarios } from './features.js'
+import { fuzzScenarios } from './fuzz.js'
 import type { ConformanceKit, ConformanceServer, StartSetup } from './types.js'
 
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._:~-]{0,63}$/
@@ -324,6 +325,8 @@ export function runConformance(name: string, start: StartSetup, kit?: Conformanc
         expect((await get(base, '/constant')).status).toBe(200)
       })
     })
+
+    fuzzScenarios(() => base, rawRequest)
 
     if (kit) featureScenarios(start, kit)
     else {
