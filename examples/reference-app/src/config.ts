@@ -6,7 +6,7 @@ export interface AppConfig {
   readonly host: string
   /** `REDIS_URL`: cache L2 + bus, throttle counters and a readiness check on one Redis. */
   readonly redisUrl?: string
-  /** `REDIS_CLUSTER_NODES=host:port,host:port`: an ioredis Cluster instead (throttle store). */
+  /** `REDIS_CLUSTER_NODES=host:port,host:port`: an ioredis Cluster instead (cache L2 + bus, throttle store). */
   readonly redisClusterNodes?: ReadonlyArray<{ host: string; port: number }>
   /** `DATABASE_URL`: the PostgreSQL primary; unset = embedded PGlite. */
   readonly databaseUrl?: string

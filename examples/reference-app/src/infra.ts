@@ -54,9 +54,8 @@ export async function createInfra(config: AppConfig, options: InfraOptions): Pro
   const { logger } = options
   const events = createEvents()
   const redis = connectRedis(config)
-  // @ri/cache's L2 scripts touch keys in several slots, which a Redis Cluster refuses (see
-  // packages/cache/README.md "Limits"): on a Cluster the cache stays in-process, the throttle shares.
-  const l2 = redis instanceof Redis ? redis : false
+  // One client for everything: on a Cluster @ri/cache groups its commands by hash slot itself.
+  const l2 = redis ?? false
   const database = await openDatabase(config, { events, logger: logger.child({ component: 'db' }) })
   const cache = createCache({ namespace: 'shop', l2, ttl: '30s', grace: '10m', events, logger: logger.child({ component: 'cache' }) })
   const responses = cache.namespace('http')
@@ -112,7 +111,7 @@ export async function createInfra(config: AppConfig, options: InfraOptions): Pro
     metrics,
     redis,
     modes: {
-      cache: l2 ? 'L1 + L2 on Redis (bus on)' : config.redisClusterNodes ? 'L1 (in-process; L2 on a Cluster is not supported yet)' : 'L1 (in-process)',
+      cache: l2 ? `L1 + L2 on ${config.redisClusterNodes ? 'Redis Cluster' : 'Redis'} (bus on)` : 'L1 (in-process)',
       throttle: config.redisClusterNodes ? 'Redis Cluster' : redis ? 'Redis' : 'in-memory',
       database: database.kind === 'pglite' ? 'PGlite (embedded PostgreSQL, in-memory)' : `PostgreSQL primary + ${database.replicas} replica(s)`,
     },

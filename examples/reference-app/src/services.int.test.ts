@@ -1,21 +1,42 @@
 import { noopLogger } from '@ri/core'
-import { describeWithPostgres, type PostgresCluster, type RedisServer, requireService, startPostgres, startRedis } from '@ri/testing'
-import { afterAll, beforeAll, expect, it } from 'vitest'
+import { describeWithPostgres, type PostgresCluster, requireService, startPostgres, startRedis, startRedisCluster } from '@ri/testing'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RunningApp, startApp } from './app.js'
 import { configFromEnv } from './config.js'
 
+interface RedisSetup {
+  readonly env: Record<string, string>
+  stop(): Promise<void>
+}
+
+// Both topologies the app supports: REDIS_URL, and REDIS_CLUSTER_NODES (cache L2 + bus and the
+// throttle on a three-master cluster).
+const topologies: Array<[string, () => Promise<RedisSetup>]> = [
+  ['a single Redis', async () => {
+    const r = await startRedis()
+    return { env: { REDIS_URL: r.url }, stop: () => r.stop() }
+  }],
+  ['a three-master Redis Cluster', async () => {
+    const c = await startRedisCluster()
+    return { env: { REDIS_CLUSTER_NODES: c.startupNodes.map((n) => `${n.host}:${n.port}`).join(',') }, stop: () => c.stop() }
+  }],
+]
+
+// Locally without redis-server this suite is skipped (with a printed reason); under CI it fails.
+const describeWithServices = requireService('redis') ? describeWithPostgres : describe.skip
+
 // The same app on real services: Redis (cache L2 + bus, throttle) and a PostgreSQL primary with a
 // streaming replica that applies WAL 300 ms late, so replica reads are visibly stale after a write.
-describeWithPostgres('reference app on Redis and PostgreSQL primary + replica', () => {
-  let redis: RedisServer | undefined
+for (const [topology, startRedisSetup] of topologies)
+describeWithServices(`reference app on ${topology} and PostgreSQL primary + replica`, () => {
+  let redis: RedisSetup | undefined
   let pg: PostgresCluster | undefined
   let running: RunningApp
   let base = ''
 
   beforeAll(async () => {
-    if (!requireService('redis')) return
-    ;[redis, pg] = await Promise.all([startRedis(), startPostgres({ replicas: 1, applyDelayMs: 300 })])
-    const env = { PORT: '0', REDIS_URL: redis.url, DATABASE_URL: pg.primary.url, DATABASE_REPLICA_URLS: pg.replicas[0]!.url, ORDERS_SEED: '3000' }
+    ;[redis, pg] = await Promise.all([startRedisSetup(), startPostgres({ replicas: 1, applyDelayMs: 300 })])
+    const env = { PORT: '0', ...redis.env, DATABASE_URL: pg.primary.url, DATABASE_REPLICA_URLS: pg.replicas[0]!.url, ORDERS_SEED: '3000' }
     running = await startApp(configFromEnv(env), { logger: noopLogger, signals: false, nestLogLevels: false })
     base = running.url
     // The cache trusts its L1 only while its bus is connected: start once it is (bounded, and loud
@@ -38,7 +59,6 @@ describeWithPostgres('reference app on Redis and PostgreSQL primary + replica', 
   })
 
   it('reads from the replica, writes to the primary, the writer reads its write, everyone converges', async () => {
-    if (!redis) return
     const price = async (headers: Record<string, string> = {}) => {
       const res = await fetch(`${base}/products/9`, { headers })
       expect(res.status).toBe(200)
@@ -76,7 +96,6 @@ describeWithPostgres('reference app on Redis and PostgreSQL primary + replica', 
   })
 
   it('shuts down cleanly: drain, then cache, Redis and the database close without error', async () => {
-    if (!redis) return
     const result = await running.infra.health.shutdown('test')
     expect(result).toMatchObject({ code: 0, timedOut: false })
     await running.close()
