@@ -106,15 +106,34 @@ export function encodeBody(codec: Codec, value: unknown, fresh: number, hard: nu
   return Buffer.concat([Buffer.from(meta, 'latin1'), payload])
 }
 
-/** Decodes a stored entry; throws on anything malformed (the caller turns that into a miss). */
-export function decodeEntry(codec: Codec, raw: Buffer): StoredEntry {
+/** A tag line seen on most entries (e.g. only the namespace tag), decoded once at construction. */
+export interface KnownTagLine {
+  readonly line: Buffer
+  /** Shared by every entry decoded with it: callers must not mutate it. */
+  readonly tags: string[]
+}
+
+export function knownTagLine(tags: string[]): KnownTagLine {
+  return { line: Buffer.from(tags.join('\x1f'), 'utf8'), tags }
+}
+
+/**
+ * Decodes a stored entry; throws on anything malformed (the caller turns that into a miss).
+ * A first line equal to `known.line` reuses `known.tags`: no string or array for it per hit.
+ */
+export function decodeEntry(codec: Codec, raw: Buffer, known?: KnownTagLine): StoredEntry {
   const a = raw.indexOf(10)
   if (a < 0) throw new Error('malformed cache entry: missing header lines')
   const b = raw.indexOf(10, a + 1)
   if (b < 0) throw new Error('malformed cache entry: missing header lines')
   const c = raw.indexOf(10, b + 1)
   if (c < 0) throw new Error('malformed cache entry: missing header lines')
-  const tags = a === 0 ? [] : raw.toString('utf8', 0, a).split('\x1f')
+  const tags =
+    a === 0
+      ? []
+      : known !== undefined && a === known.line.length && raw.compare(known.line, 0, a, 0, a) === 0
+        ? known.tags
+        : raw.toString('utf8', 0, a).split('\x1f')
   // Versions and meta are ASCII integers: parsed from the bytes, no intermediate strings.
   const versions: number[] = []
   let from = a + 1

@@ -5,7 +5,7 @@ import { LRUCache } from 'lru-cache'
 import { FAIL, type RawRead, type WriteCommand } from '../l2/driver.js'
 import { keySlot } from '../l2/slot.js'
 import { checkNamespaceOptions, type GetOrSetOptions, type NamespaceDefaults, type SetOptions } from '../options.js'
-import { decodeEntry, encodeBody, escapeTag, estimateSize, type StoredEntry } from '../serializer.js'
+import { decodeEntry, encodeBody, escapeTag, estimateSize, knownTagLine, type StoredEntry } from '../serializer.js'
 import { namespaceTag, type NamespaceHandle, type Stack } from './stack.js'
 import { TAGS_DELETED, TAGS_FRESH, TAGS_UNKNOWN } from './tags.js'
 import type { BatchLoader, Cache, CacheEntryInfo, Loader, LoaderContext } from './types.js'
@@ -75,6 +75,8 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
   const lockKey = (key: string) => `${keyPrefix}${key}}:lock`
   const nsTag = namespaceTag(name)
   const nsTagOnly = [nsTag]
+  // Untagged entries carry only the namespace tag: their tag line decodes to this shared array.
+  const nsTagLine = knownTagLine([nsTag])
 
   const l1Config = config.l1
   const l1: LRUCache<string, L1Entry> | undefined = l1Config
@@ -183,7 +185,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
   const evaluate = (read: RawRead, key: string, since: Snap): { entry: L1Entry; state: number } | null => {
     let stored = read.entry
     if (stored === undefined) try {
-      stored = decodeEntry(codec, read.raw)
+      stored = decodeEntry(codec, read.raw, nsTagLine)
     } catch (error) {
       counters.decodeErrors++
       logger.warn({ err: error, namespace: name, key }, 'cache value in Redis did not decode; treated as a miss')
@@ -243,7 +245,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     if (raw === FAIL || raw === null) return raw
     let entry: StoredEntry
     try {
-      entry = decodeEntry(codec, raw)
+      entry = decodeEntry(codec, raw, nsTagLine)
     } catch {
       return { raw, current: [] } // evaluate() decodes again, logs and counts the miss
     }
@@ -708,6 +710,66 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
 
   // ---- public surface -----------------------------------------------------------------------
 
+  /** get() after L2 answered (or failed): the hit, the miss, or L1 as the fail-safe fallback. */
+  const afterL2 = <T>(key: string, r: RawRead | null | typeof FAIL, since: Snap, e: L1Entry | undefined, s: number): T | undefined => {
+    if (r !== FAIL) {
+      if (r !== null) {
+        const ev = evaluate(r, key, since)
+        if (ev !== null && ev.state === FRESH) {
+          counters.l2Hits++
+          if (events.has('cache.get')) events.emit('cache.get', E_L2_HIT)
+          fillRead(key, ev.entry, since)
+          return ev.entry.value as T
+        }
+      }
+      miss()
+      return undefined
+    }
+    // Redis unreachable: L1 within grace is the fail-safe answer.
+    if (e !== undefined && s !== NONE) {
+      if (s === FRESH) hit1()
+      else staleServed()
+      return e.value as T
+    }
+    miss()
+    return undefined
+  }
+
+  /**
+   * get()'s L2 hit with a trusted bus: the GET's reply is decoded and checked inside the driver's
+   * own promise (no async function, no await hop, no RawRead or L1 entry when there is no L1).
+   */
+  const fastGet = <T>(key: string, e: L1Entry | undefined, s: number): Promise<T | undefined> => {
+    const since = snapshot()
+    return driver!.getThen<T | undefined>(fullKey(key), (raw) => {
+      if (raw === FAIL || raw === null) return afterL2<T>(key, raw, since, e, s)
+      let entry: StoredEntry
+      try {
+        entry = decodeEntry(codec, raw, nsTagLine)
+      } catch {
+        return afterL2<T>(key, { raw, current: [] }, since, e, s) // evaluate() decodes again, logs and counts the miss
+      }
+      const tags = entry.tags
+      for (let i = 0; i < tags.length; i++) {
+        const st = tagVersions.get(tags[i]!)
+        if (st === undefined || st.pending) {
+          return driver!.versions(tags).then((fetched) => afterL2<T>(key, fetched === FAIL ? FAIL : { raw, current: fetched, entry }, since, e, s))
+        }
+      }
+      if (l1 !== undefined) return afterL2<T>(key, { raw, current: NO_VERSIONS, entry, fromMap: true }, since, e, s)
+      // No L1 to fill: evaluate()'s verdict without building an L1 entry. Every tag is known
+      // here, so the check is FRESH, EXPIRED (stale: a miss for get) or DELETED.
+      const now = Date.now()
+      if (now < entry.fresh && now < entry.hard && (tags.length === 0 || tagVersions.check(tags, entry.versions) === TAGS_FRESH)) {
+        counters.l2Hits++
+        if (events.has('cache.get')) events.emit('cache.get', E_L2_HIT)
+        return entry.value as T
+      }
+      miss()
+      return undefined
+    })
+  }
+
   const slowGet = async <T>(key: string): Promise<T | undefined> => {
     if (stack.closed) throw new RiClosedError('cache')
     const e = l1?.get(key)
@@ -720,27 +782,13 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     if (driver !== undefined) {
       // get() reads without the per-key dedupe: a burst of misses for one key is rare for plain
       // gets (getOrSet has its own single-flight), and the bookkeeping costs every L2 hit.
+      if (useFastRead()) return fastGet<T>(key, e, s)
       const since = snapshot()
-      const r = await (useFastRead() ? fastRead(key, undefined) : driver.read(fullKey(key)))
-      const rd = { s: since }
-      if (r !== FAIL) {
-        if (r !== null) {
-          const ev = evaluate(r, key, rd.s)
-          if (ev !== null && ev.state === FRESH) {
-            counters.l2Hits++
-            if (events.has('cache.get')) events.emit('cache.get', E_L2_HIT)
-            fillRead(key, ev.entry, rd.s)
-            return ev.entry.value as T
-          }
-        }
-        miss()
-        return undefined
-      }
+      return afterL2<T>(key, await driver.read(fullKey(key)), since, e, s)
     }
-    // Redis unreachable (or no L2): L1 within grace is the fail-safe answer.
-    if (e !== undefined && s !== NONE && (driver !== undefined || s === FRESH)) {
-      if (s === FRESH) hit1()
-      else staleServed()
+    // No L2: L1 within grace is not enough, only a fresh entry answers.
+    if (e !== undefined && s === FRESH) {
+      hit1()
       return e.value as T
     }
     miss()

@@ -50,6 +50,11 @@ export interface L2Driver {
   read(key: string): Promise<RawRead | null | Fail>
   /** Plain GET of the stored bytes (tags are then checked against known versions). */
   get(key: string): Promise<Buffer | null | Fail>
+  /**
+   * GET whose reply (or FAIL) is handed to `then` inside the request's own promise: the L2 hit
+   * path's caller needs no promise of its own. `then` must not throw.
+   */
+  getThen<T>(key: string, then: (raw: Buffer | null | Fail) => T | PromiseLike<T>): Promise<T>
   /** Current {v, d} of each tag (flat), one pipelined round trip. */
   versions(tags: readonly string[]): Promise<number[] | Fail>
   readMany(keys: readonly string[]): Promise<Array<RawRead | null> | Fail>
@@ -200,15 +205,71 @@ export function createL2Driver(options: {
   }
 
   // Deadlines of in-flight requests, checked by one unref'd timer instead of a setTimeout per
-  // command (a Timeout per Redis call showed up in profiles of the L2 hit path).
-  interface Pending {
-    settled: boolean
-    readonly deadline: number
-    readonly expire: () => void
+  // command (a Timeout per Redis call showed up in profiles of the L2 hit path). One object per
+  // request holds everything the outcome needs: its methods live on the prototype, so a request
+  // allocates this record, its promise and the two reply callbacks, nothing else.
+  class Pending<R, T> {
+    settled = false
+    // Checked at the sweeper's resolution: a request may live up to one tick past its budget.
+    readonly deadline = performance.now() + timeout
+    resolve!: (value: T | Fail) => void
+    reject!: (error: unknown) => void
+    constructor(
+      readonly operation: string,
+      readonly span: ReturnType<Tracer['startSpan']>,
+      readonly map: ((reply: R) => T) | undefined,
+      readonly onFail: (() => T) | undefined,
+    ) {}
+    fail(error: unknown, message: string): void {
+      this.settled = true
+      pending.delete(this)
+      failed(this.operation, error)
+      this.span.setStatus({ code: SpanStatusCode.ERROR, message })
+      this.span.end()
+      this.settleFail()
+    }
+    /** FAIL, or what `onFail` makes of it (an exception there, e.g. from a listener, rejects). */
+    settleFail(): void {
+      if (this.onFail === undefined) this.resolve(FAIL)
+      else
+        try {
+          this.resolve(this.onFail())
+        } catch (error) {
+          this.reject(error)
+        }
+    }
+    expire(): void {
+      this.fail(new RiTimeoutError(`Redis ${this.operation}`, timeout), 'timeout')
+    }
+    ok(value: R): void {
+      if (this.settled) return
+      this.settled = true
+      pending.delete(this)
+      breaker.success()
+      this.span.end()
+      let out: T
+      try {
+        out = this.map === undefined ? (value as unknown as T) : this.map(value)
+      } catch (error) {
+        // With `onFail` the caller's own continuation threw (not Redis): its promise rejects,
+        // as an async function's would, and the breaker does not count it.
+        if (this.onFail !== undefined) this.reject(error)
+        else {
+          failed(this.operation, error)
+          this.resolve(FAIL)
+        }
+        return
+      }
+      this.resolve(out)
+    }
+    err(error: unknown): void {
+      if (this.settled) return
+      this.fail(error, String((error as Error)?.message ?? error))
+    }
   }
   // A Set, not an array swept later: a settled request must be garbage at once, or every reply
   // it references survives young-generation GC (measured: a third of the L2 hit cost).
-  const pending = new Set<Pending>()
+  const pending = new Set<{ readonly deadline: number; expire(): void }>()
   let sweeper: NodeJS.Timeout | undefined
   const tick = Math.max(5, Math.min(50, Math.floor(timeout / 4)))
   const sweep = () => {
@@ -220,69 +281,46 @@ export function createL2Driver(options: {
     }
   }
 
-  /** One Redis request with a timeout; never rejects. `map` shapes the reply (no extra promise hop). */
-  const run = <R, T = R>(operation: string, fn: () => Promise<R>, map?: (reply: R) => T): Promise<T | Fail> => {
-    if (!breaker.allow()) return Promise.resolve(FAIL)
+  /**
+   * One Redis request with a timeout; never rejects. `map` shapes the reply and `onFail` the
+   * failure (FAIL when absent), both inside the request's own promise: no extra promise hop.
+   */
+  const run = <R, T = R>(operation: string, fn: () => Promise<R>, map?: (reply: R) => T, onFail?: () => T): Promise<T | Fail> => {
+    if (!breaker.allow()) {
+      if (onFail === undefined) return Promise.resolve(FAIL)
+      try {
+        return Promise.resolve(onFail())
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    }
     if (!ready && firstReady !== undefined) {
       const waitFor = firstReady
       const inner = fn
       fn = () => waitFor.then(inner)
     }
     requests++
-    const span = tracer.startSpan((SPAN_NAMES[operation] ??= `cache.l2.${operation}`))
-    return new Promise<T | Fail>((resolve) => {
-      const rec: Pending = {
-        settled: false,
-        // Checked at the sweeper's resolution: a request may live up to one tick past its budget.
-        deadline: performance.now() + timeout,
-        expire: () => {
-          rec.settled = true
-          pending.delete(rec)
-          failed(operation, new RiTimeoutError(`Redis ${operation}`, timeout))
-          span.setStatus({ code: SpanStatusCode.ERROR, message: 'timeout' })
-          span.end()
-          resolve(FAIL)
-        },
-      }
-      pending.add(rec)
-      if (sweeper === undefined) {
-        sweeper = setInterval(sweep, tick)
-        sweeper.unref()
-      }
-      let p: Promise<R>
-      try {
-        p = fn()
-      } catch (error) {
-        p = Promise.reject(error)
-      }
-      p.then(
-        (value) => {
-          if (rec.settled) return
-          rec.settled = true
-          pending.delete(rec)
-          breaker.success()
-          span.end()
-          let out: T
-          try {
-            out = map === undefined ? (value as unknown as T) : map(value)
-          } catch (error) {
-            failed(operation, error)
-            resolve(FAIL)
-            return
-          }
-          resolve(out)
-        },
-        (error: unknown) => {
-          if (rec.settled) return
-          rec.settled = true
-          pending.delete(rec)
-          failed(operation, error)
-          span.setStatus({ code: SpanStatusCode.ERROR, message: String((error as Error)?.message ?? error) })
-          span.end()
-          resolve(FAIL)
-        },
-      )
+    const rec = new Pending<R, T>(operation, tracer.startSpan((SPAN_NAMES[operation] ??= `cache.l2.${operation}`)), map, onFail)
+    const out = new Promise<T | Fail>((resolve, reject) => {
+      rec.resolve = resolve
+      rec.reject = reject
     })
+    pending.add(rec)
+    if (sweeper === undefined) {
+      sweeper = setInterval(sweep, tick)
+      sweeper.unref()
+    }
+    let p: Promise<R>
+    try {
+      p = fn()
+    } catch (error) {
+      p = Promise.reject(error)
+    }
+    p.then(
+      (value) => rec.ok(value),
+      (error: unknown) => rec.err(error),
+    )
+    return out
   }
 
   const toRead = (reply: ReadonlyArray<Buffer | number> | null, from: number): RawRead | null => {
@@ -396,6 +434,13 @@ export function createL2Driver(options: {
       ? (key) => run('get', () => client.getBuffer(key).then(clusterWithVersions))
       : (key) => run('get', () => s.riCacheReadBuffer(key, tagPrefix), (r) => toRead(r, 0)),
     get: (key) => run('get', () => client.getBuffer(key)),
+    getThen: <T>(key: string, then: (raw: Buffer | null | Fail) => T | PromiseLike<T>) =>
+      run<Buffer | null, T | PromiseLike<T>>(
+        'get',
+        () => client.getBuffer(key),
+        then,
+        () => then(FAIL),
+      ) as Promise<T>,
     versions: cluster
       ? (tags) => run('tags', () => clusterVersions(tags))
       : (tags) =>
