@@ -770,29 +770,36 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     })
   }
 
-  const slowGet = async <T>(key: string): Promise<T | undefined> => {
-    if (stack.closed) throw new RiClosedError('cache')
-    const e = l1?.get(key)
-    const now = Date.now()
-    const s = e === undefined ? NONE : l1State(e, now)
-    if (s === FRESH && stack.trusted) {
-      hit1()
-      return e!.value as T
+  // Not an async function: the L2 hit's promise is the driver's own, returned as is (an async
+  // wrapper resolving with it cost one more promise, a thenable job and two microtask hops per
+  // hit). A synchronous throw still becomes a rejection, as from an async function.
+  const slowGet = <T>(key: string): Promise<T | undefined> => {
+    try {
+      if (stack.closed) throw new RiClosedError('cache')
+      const e = l1?.get(key)
+      const now = Date.now()
+      const s = e === undefined ? NONE : l1State(e, now)
+      if (s === FRESH && stack.trusted) {
+        hit1()
+        return Promise.resolve(e!.value as T)
+      }
+      if (driver !== undefined) {
+        // get() reads without the per-key dedupe: a burst of misses for one key is rare for plain
+        // gets (getOrSet has its own single-flight), and the bookkeeping costs every L2 hit.
+        if (useFastRead()) return fastGet<T>(key, e, s)
+        const since = snapshot()
+        return driver.read(fullKey(key)).then((r) => afterL2<T>(key, r, since, e, s))
+      }
+      // No L2: L1 within grace is not enough, only a fresh entry answers.
+      if (e !== undefined && s === FRESH) {
+        hit1()
+        return Promise.resolve(e.value as T)
+      }
+      miss()
+      return Promise.resolve(undefined)
+    } catch (error) {
+      return Promise.reject(error)
     }
-    if (driver !== undefined) {
-      // get() reads without the per-key dedupe: a burst of misses for one key is rare for plain
-      // gets (getOrSet has its own single-flight), and the bookkeeping costs every L2 hit.
-      if (useFastRead()) return fastGet<T>(key, e, s)
-      const since = snapshot()
-      return afterL2<T>(key, await driver.read(fullKey(key)), since, e, s)
-    }
-    // No L2: L1 within grace is not enough, only a fresh entry answers.
-    if (e !== undefined && s === FRESH) {
-      hit1()
-      return e.value as T
-    }
-    miss()
-    return undefined
   }
 
   const children = new Map<string, Cache>()

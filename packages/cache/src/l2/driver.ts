@@ -1,5 +1,5 @@
 import { type Episodes, type Logger, RiConfigError, RiTimeoutError, type RiEvents } from '@ri/core'
-import { trace, SpanStatusCode, type Tracer } from '@opentelemetry/api'
+import { ProxyTracerProvider, type Span, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api'
 import { createRequire } from 'node:module'
 import type { Redis } from 'ioredis'
 import type { RedisLike } from '../options.js'
@@ -83,6 +83,18 @@ interface ScriptClient {
 }
 
 const SCRIPTED = new WeakSet<object>()
+/** Pending's `onFail` that means "call `map` with FAIL" (no closure per request for it). */
+const MAP_FAIL: unique symbol = Symbol('ri.cache.l2.mapFail')
+const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate()
+
+/**
+ * True when a tracer provider other than the API's no-op default is registered (a provider
+ * from another copy of the API counts as real: spans are then kept).
+ */
+function tracingOn(): boolean {
+  const provider = trace.getTracerProvider()
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NOOP_TRACER_PROVIDER
+}
 const SPAN_NAMES: Record<string, string> = Object.create(null)
 
 function defineScripts(client: RedisLike): void {
@@ -204,6 +216,12 @@ export function createL2Driver(options: {
     })
   }
 
+  // Spans only while an OpenTelemetry SDK is registered: with the API's no-op default every
+  // request would still build a span object and look up the active context. Re-checked when the
+  // sweeper starts and on each of its ticks, so a provider registered later is seen within one
+  // tick of traffic.
+  let tracing = tracingOn()
+
   // Deadlines of in-flight requests, checked by one unref'd timer instead of a setTimeout per
   // command (a Timeout per Redis call showed up in profiles of the L2 hit path). One object per
   // request holds everything the outcome needs: its methods live on the prototype, so a request
@@ -212,28 +230,45 @@ export function createL2Driver(options: {
     settled = false
     // Checked at the sweeper's resolution: a request may live up to one tick past its budget.
     readonly deadline = performance.now() + timeout
+    // In-flight requests form a list in start order, which (one timeout for every request) is
+    // also deadline order: the sweeper stops at the first one still in time, and a settled
+    // request unlinks itself in O(1) and is garbage at once (no Set rehashing per request).
+    prev: Pending<unknown, unknown> | undefined = undefined
+    next: Pending<unknown, unknown> | undefined = undefined
     resolve!: (value: T | Fail) => void
     reject!: (error: unknown) => void
     constructor(
       readonly operation: string,
-      readonly span: ReturnType<Tracer['startSpan']>,
+      readonly span: Span | undefined,
       readonly map: ((reply: R) => T) | undefined,
-      readonly onFail: (() => T) | undefined,
+      /** What a failure resolves to: FAIL, `onFail()`, or (MAP_FAIL) `map(FAIL)`. */
+      readonly onFail: (() => T) | typeof MAP_FAIL | undefined,
     ) {}
+    unlink(): void {
+      const { prev, next } = this
+      if (prev === undefined) head = next
+      else prev.next = next
+      if (next === undefined) tail = prev
+      else next.prev = prev
+      this.prev = this.next = undefined
+    }
     fail(error: unknown, message: string): void {
       this.settled = true
-      pending.delete(this)
+      this.unlink()
       failed(this.operation, error)
-      this.span.setStatus({ code: SpanStatusCode.ERROR, message })
-      this.span.end()
+      if (this.span !== undefined) {
+        this.span.setStatus({ code: SpanStatusCode.ERROR, message })
+        this.span.end()
+      }
       this.settleFail()
     }
     /** FAIL, or what `onFail` makes of it (an exception there, e.g. from a listener, rejects). */
     settleFail(): void {
-      if (this.onFail === undefined) this.resolve(FAIL)
+      const onFail = this.onFail
+      if (onFail === undefined) this.resolve(FAIL)
       else
         try {
-          this.resolve(this.onFail())
+          this.resolve(onFail === MAP_FAIL ? (this.map as unknown as (reply: Fail) => T)(FAIL) : onFail())
         } catch (error) {
           this.reject(error)
         }
@@ -244,9 +279,9 @@ export function createL2Driver(options: {
     ok(value: R): void {
       if (this.settled) return
       this.settled = true
-      pending.delete(this)
+      this.unlink()
       breaker.success()
-      this.span.end()
+      if (this.span !== undefined) this.span.end()
       let out: T
       try {
         out = this.map === undefined ? (value as unknown as T) : this.map(value)
@@ -267,17 +302,64 @@ export function createL2Driver(options: {
       this.fail(error, String((error as Error)?.message ?? error))
     }
   }
-  // A Set, not an array swept later: a settled request must be garbage at once, or every reply
-  // it references survives young-generation GC (measured: a third of the L2 hit cost).
-  const pending = new Set<{ readonly deadline: number; expire(): void }>()
+  let head: Pending<unknown, unknown> | undefined
+  let tail: Pending<unknown, unknown> | undefined
   let sweeper: NodeJS.Timeout | undefined
   const tick = Math.max(5, Math.min(50, Math.floor(timeout / 4)))
   const sweep = () => {
+    tracing = tracingOn()
     const now = performance.now()
-    for (const p of pending) if (p.deadline <= now) p.expire()
-    if (pending.size === 0 && sweeper !== undefined) {
+    // expire() unlinks the head (and may start requests, appended at the tail with later deadlines).
+    while (head !== undefined && head.deadline <= now) head.expire()
+    if (head === undefined && sweeper !== undefined) {
       clearInterval(sweeper)
       sweeper = undefined
+    }
+  }
+  // Hands the promise's settle functions to the record without a closure per request.
+  let binding: Pending<unknown, unknown> | undefined
+  const bind = (resolve: (value: unknown) => void, reject: (error: unknown) => void) => {
+    binding!.resolve = resolve
+    binding!.reject = reject
+  }
+
+  /**
+   * Starts tracking one request (its deadline, span, promise); undefined when the circuit is
+   * open. The caller sends the command and hands its promise to `settleWith`.
+   */
+  const begin = <R, T>(operation: string, map: ((reply: R) => T) | undefined, onFail: (() => T) | typeof MAP_FAIL | undefined): { rec: Pending<R, T>; out: Promise<T | Fail> } | undefined => {
+    if (!breaker.allow()) return undefined
+    requests++
+    if (sweeper === undefined) {
+      tracing = tracingOn()
+      sweeper = setInterval(sweep, tick)
+      sweeper.unref()
+    }
+    const rec = new Pending<R, T>(operation, tracing ? tracer.startSpan((SPAN_NAMES[operation] ??= `cache.l2.${operation}`)) : undefined, map, onFail)
+    binding = rec as Pending<unknown, unknown>
+    const out = new Promise<T | Fail>(bind as (resolve: (value: T | Fail) => void, reject: (error: unknown) => void) => void)
+    binding = undefined
+    if (tail === undefined) head = tail = rec as Pending<unknown, unknown>
+    else {
+      tail.next = rec as Pending<unknown, unknown>
+      rec.prev = tail
+      tail = rec as Pending<unknown, unknown>
+    }
+    return { rec, out }
+  }
+  const settleWith = <R, T>(rec: Pending<R, T>, p: Promise<R>): void => {
+    p.then(
+      (value) => rec.ok(value),
+      (error: unknown) => rec.err(error),
+    )
+  }
+  /** What a request refused by the open circuit resolves to, as a promise. */
+  const refused = <T>(onFail: (() => T) | undefined): Promise<T | Fail> => {
+    if (onFail === undefined) return Promise.resolve(FAIL)
+    try {
+      return Promise.resolve(onFail())
+    } catch (error) {
+      return Promise.reject(error)
     }
   }
 
@@ -286,29 +368,12 @@ export function createL2Driver(options: {
    * failure (FAIL when absent), both inside the request's own promise: no extra promise hop.
    */
   const run = <R, T = R>(operation: string, fn: () => Promise<R>, map?: (reply: R) => T, onFail?: () => T): Promise<T | Fail> => {
-    if (!breaker.allow()) {
-      if (onFail === undefined) return Promise.resolve(FAIL)
-      try {
-        return Promise.resolve(onFail())
-      } catch (error) {
-        return Promise.reject(error)
-      }
-    }
+    const started = begin<R, T>(operation, map, onFail)
+    if (started === undefined) return refused(onFail)
     if (!ready && firstReady !== undefined) {
       const waitFor = firstReady
       const inner = fn
       fn = () => waitFor.then(inner)
-    }
-    requests++
-    const rec = new Pending<R, T>(operation, tracer.startSpan((SPAN_NAMES[operation] ??= `cache.l2.${operation}`)), map, onFail)
-    const out = new Promise<T | Fail>((resolve, reject) => {
-      rec.resolve = resolve
-      rec.reject = reject
-    })
-    pending.add(rec)
-    if (sweeper === undefined) {
-      sweeper = setInterval(sweep, tick)
-      sweeper.unref()
     }
     let p: Promise<R>
     try {
@@ -316,11 +381,8 @@ export function createL2Driver(options: {
     } catch (error) {
       p = Promise.reject(error)
     }
-    p.then(
-      (value) => rec.ok(value),
-      (error: unknown) => rec.err(error),
-    )
-    return out
+    settleWith(started.rec, p)
+    return started.out
   }
 
   const toRead = (reply: ReadonlyArray<Buffer | number> | null, from: number): RawRead | null => {
@@ -434,13 +496,19 @@ export function createL2Driver(options: {
       ? (key) => run('get', () => client.getBuffer(key).then(clusterWithVersions))
       : (key) => run('get', () => s.riCacheReadBuffer(key, tagPrefix), (r) => toRead(r, 0)),
     get: (key) => run('get', () => client.getBuffer(key)),
-    getThen: <T>(key: string, then: (raw: Buffer | null | Fail) => T | PromiseLike<T>) =>
-      run<Buffer | null, T | PromiseLike<T>>(
-        'get',
-        () => client.getBuffer(key),
-        then,
-        () => then(FAIL),
-      ) as Promise<T>,
+    // run() without its closures: the L2 hit path issues the GET itself.
+    getThen: <T>(key: string, then: (raw: Buffer | null | Fail) => T | PromiseLike<T>): Promise<T> => {
+      const started = begin<Buffer | null, T | PromiseLike<T>>('get', then, MAP_FAIL)
+      if (started === undefined) return refused(() => then(FAIL)) as Promise<T>
+      let p: Promise<Buffer | null>
+      try {
+        p = ready || firstReady === undefined ? client.getBuffer(key) : firstReady.then(() => client.getBuffer(key))
+      } catch (error) {
+        p = Promise.reject(error)
+      }
+      settleWith(started.rec, p)
+      return started.out as Promise<T>
+    },
     versions: cluster
       ? (tags) => run('tags', () => clusterVersions(tags))
       : (tags) =>
