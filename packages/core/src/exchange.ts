@@ -54,7 +54,8 @@ export class Exchange {
   readonly requestId: string
   /** `performance.now()` when the exchange was created. */
   readonly startedAt: number
-  readonly timings = new Timings()
+  // Created on first use: most requests never mark a phase.
+  private timingsStore: Timings | undefined
   /** Per-request state of features, keyed by feature name. */
   readonly state: Record<string, unknown> = Object.create(null)
   /** Headers features want on the response; the adapter applies them. */
@@ -80,6 +81,11 @@ export class Exchange {
     this.remoteAddress = init.remoteAddress
     this.requestId = requestId
     this.startedAt = startedAt
+  }
+
+  /** Phase timings marked during the request (cache, db, handler ...), for Server-Timing and the slow log. */
+  get timings(): Timings {
+    return (this.timingsStore ??= new Timings())
   }
 
   /** First value of a request header (names are lower-case). */

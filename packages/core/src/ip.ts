@@ -246,7 +246,18 @@ export function createIpResolver(options: IpResolverOptions = {}): IpResolver {
   const header = check.oneOf('header', options.header, ['x-forwarded-for', 'forwarded'], 'x-forwarded-for')
   check.done()
   const unknown = 'unknown'
-  if (trust === false) return (remote) => normalizeIp(remote) ?? unknown
+  if (trust === false) {
+    // A keep-alive socket hands back the same address string for each of its requests.
+    let lastRaw: string | undefined
+    let lastIp = unknown
+    return (remote) => {
+      if (remote === lastRaw && remote !== undefined) return lastIp
+      const ip = normalizeIp(remote) ?? unknown
+      lastRaw = remote
+      lastIp = ip
+      return ip
+    }
+  }
   const readChain = header === 'forwarded' ? forwardedFor : xForwardedFor
   return (remote, headers) => {
     let addr = normalizeIp(remote)

@@ -135,3 +135,33 @@ describe('compileJson', () => {
     expect(stringify({ id: 1, secret: 'x' })).toBe('{"id":"1"}')
   })
 })
+
+describe('bindResponse', () => {
+  it('two bindings on one response (two ri() layers) both apply their headers and both see the finish', async () => {
+    const finished: string[] = []
+    const layer = (name: string) =>
+      createPipeline(
+        [
+          { name: `${name}-header`, onHeaders: (ex) => ex.setHeader(`x-${name}`, '1') },
+          { name: `${name}-finish`, onResponse: (_ex, info) => void finished.push(`${name}:${info.status}:${info.aborted}`) },
+        ],
+        { echoRequestId: false },
+      )
+    const outer = createNodeBinding(layer('outer'))
+    const inner = createNodeBinding(layer('inner'))
+    const port = await serve(
+      (req, res, next) => outer(req, res, (e) => (e ? next(e) : inner(req, res, next))),
+      (_req, res) => {
+        res.writeHead(201, { 'content-type': 'text/plain' })
+        res.end('ok')
+      },
+    )
+    const r = await call(port, '/x')
+    expect(r.status).toBe(201)
+    expect(r.headers['x-outer']).toBe('1')
+    expect(r.headers['x-inner']).toBe('1')
+    expect(r.body).toBe('ok')
+    for (let i = 0; i < 50 && finished.length < 2; i++) await new Promise((done) => setTimeout(done, 10))
+    expect(finished.sort()).toEqual(['inner:201:false', 'outer:201:false'])
+  })
+})

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Answer, Exchange, ResponseHeaders } from './exchange.js'
 import { beginSend, endSend } from './send-contract.js'
-import type { Pipeline } from './pipeline.js'
+import type { MaybePromise, Pipeline } from './pipeline.js'
 import { createRouter } from './router.js'
 import { adoptWriteHeadArgs } from './node-capture.js'
 
@@ -54,22 +54,16 @@ export function createNodeHandler(pipeline: Pipeline, routes: readonly NodeRoute
       remoteAddress: req.socket.remoteAddress,
     })
     bindResponse(pipeline, ex, res)
-    const ctx = new Context(pipeline, ex, req, res, match?.params ?? EMPTY_PARAMS, hasSend)
-    const handler = match?.value ?? notFound
-    const fail = (error: unknown) => failed(pipeline, ex, res, error)
-    // Stays synchronous while features answer synchronously: no promise per request on that path.
-    const proceed = (answer: Answer | undefined) => {
-      if (answer) return writeAnswer(res, answer, req.method === 'HEAD')
-      const result = handler(req, res, ctx)
-      if (result) result.catch(fail)
-    }
+    const ctx = new Context(pipeline, ex, req, res, match?.params ?? EMPTY_PARAMS, hasSend, match?.value ?? notFound)
+    // Stays synchronous while features answer synchronously: no promise or closure per request on that path.
+    let answer: MaybePromise<Answer | undefined>
     try {
-      const answer = pipeline.request(ex)
-      if (answer instanceof Promise) answer.then(proceed).catch(fail)
-      else proceed(answer)
+      answer = pipeline.request(ex)
     } catch (error) {
-      fail(error)
+      return ctx.fail(error)
     }
+    if (answer instanceof Promise) answer.then((a) => ctx.proceed(a)).catch((error: unknown) => ctx.fail(error))
+    else ctx.proceed(answer)
   }
 }
 
@@ -85,7 +79,20 @@ class Context implements NodeContext {
     private readonly res: ServerResponse,
     readonly params: Record<string, string>,
     private readonly hasSend: boolean,
+    private readonly handler: NodeHandler,
   ) {}
+
+  /** @internal Writes the features' early answer, or runs the handler. */
+  proceed(answer: Answer | undefined): void {
+    if (answer) return writeAnswer(this.res, answer, this.req.method === 'HEAD')
+    const result = this.handler(this.req, this.res, this)
+    if (result) result.catch((error: unknown) => this.fail(error))
+  }
+
+  /** @internal */
+  fail(error: unknown): void {
+    failed(this.pipeline, this.exchange, this.res, error)
+  }
 
   send(status: number, body: string | Uint8Array, headers?: Record<string, string>): Promise<void> {
     const res = this.res
@@ -142,27 +149,58 @@ function failed(pipeline: Pipeline, ex: Exchange, res: ServerResponse, error: un
   }
 }
 
+interface Bound {
+  readonly pipeline: Pipeline
+  readonly ex: Exchange
+  readonly writeHead: ServerResponse['writeHead']
+}
+const kBound = Symbol('ri.bound')
+type WithBound = ServerResponse & { [kBound]?: Bound }
+
+/** The head is being written: feature headers join the handler's, then the original writeHead runs. */
+function writeHeadWith(res: ServerResponse, b: Bound, args: Parameters<ServerResponse['writeHead']>): ServerResponse {
+  res.writeHead = b.writeHead
+  // headers passed to writeHead (Fastify passes all of them) join the response first, so the
+  // handler-wins / Set-Cookie-appends rules below see them
+  const status = args.length > 1 ? adoptWriteHeadArgs(res, args) : undefined
+  b.pipeline.headers(b.ex)
+  applyFeatureHeaders(res, b.ex.responseHeaders)
+  return status === undefined ? b.writeHead.apply(res, args) : b.writeHead.call(res, status)
+}
+
+const finishInfo = (res: ServerResponse) => ({
+  status: res.statusCode,
+  aborted: !res.writableFinished,
+  responseBytes: Number(res.getHeader('content-length')) || undefined,
+})
+
+// Shared by every response (the state lives on the response): binding allocates no closure.
+function patchedWriteHead(this: WithBound, ...args: Parameters<ServerResponse['writeHead']>): ServerResponse {
+  return writeHeadWith(this, this[kBound]!, args)
+}
+
+// 'close' follows 'finish' on a completed response and is the only event of an aborted one.
+function finishOnClose(this: WithBound): void {
+  const b = this[kBound]
+  if (b !== undefined) b.pipeline.finish(b.ex, finishInfo(this))
+}
+
 /** Applies feature headers right before the response head is written, and reports the finish. */
 export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerResponse): void {
-  const writeHead = res.writeHead
-  res.writeHead = function patchedWriteHead(this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
-    res.writeHead = writeHead
-    // headers passed to writeHead (Fastify passes all of them) join the response first, so the
-    // handler-wins / Set-Cookie-appends rules below see them
-    const status = args.length > 1 ? adoptWriteHeadArgs(res, args) : undefined
-    pipeline.headers(ex)
-    applyFeatureHeaders(res, ex.responseHeaders)
-    return status === undefined ? writeHead.apply(this, args) : writeHead.call(this, status)
-  } as ServerResponse['writeHead']
-  const done = () => {
-    pipeline.finish(ex, {
-      status: res.statusCode,
-      aborted: !res.writableFinished,
-      responseBytes: Number(res.getHeader('content-length')) || undefined,
-    })
+  const r = res as WithBound
+  const b: Bound = { pipeline, ex, writeHead: res.writeHead }
+  if (r[kBound] === undefined) {
+    r[kBound] = b
+    r.writeHead = patchedWriteHead as ServerResponse['writeHead']
+    r.on('close', finishOnClose)
+    return
   }
-  // 'close' follows 'finish' on a completed response and is the only event of an aborted one.
-  res.once('close', done)
+  // A second binding on the same response (two ri() layers): the shared slot is taken, so this
+  // one keeps its state in closures.
+  res.writeHead = function nestedWriteHead(this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
+    return writeHeadWith(this, b, args)
+  } as ServerResponse['writeHead']
+  res.once('close', () => pipeline.finish(ex, finishInfo(res)))
 }
 
 /**

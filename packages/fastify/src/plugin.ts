@@ -73,6 +73,16 @@ export function getExchange(request: FastifyRequest): Exchange | undefined {
 
 const isPromise = <T>(v: MaybePromise<T>): v is Promise<T> => typeof (v as Promise<T> | undefined)?.then === 'function'
 
+// The state also sits on the raw response, so one shared 'close' listener serves every request.
+const kRiRaw = Symbol('@ri/fastify.raw-state')
+type RawWithRi = FastifyReply['raw'] & { [kRiRaw]?: RiRequestState }
+
+// 'close' covers what onResponse does not see: a client that went away before the response finished.
+function finishOnClose(this: RawWithRi): void {
+  const st = this[kRiRaw]
+  if (st !== undefined) st.pipeline.finish(st.exchange, { status: this.statusCode, aborted: !this.writableFinished })
+}
+
 function attach(st: RiRequestState, set: FeatureSet): RouteUnit {
   const unit: RouteUnit = { set, pipeline: set.pipelineFor(st.pipeline.logger) }
   ;(st.route ??= []).push(unit)
@@ -174,11 +184,23 @@ const plugin: FastifyPluginCallback<RiFastifyOptions> = (fastify, options, done)
     })
     const st: RiRequestState = { pipeline, exchange: ex, route: undefined, answered: false, headersDone: false }
     ;(request as unknown as WithRi)[kRi] = st
-    const res = reply.raw
-    res.once('close', () => pipeline.finish(ex, { status: res.statusCode, aborted: !res.writableFinished }))
+    const res = reply.raw as RawWithRi
+    res[kRiRaw] = st
+    res.on('close', finishOnClose)
     const compiled = (config as { [kRoute]?: RouteCompiled } | undefined)?.[kRoute]
     const unit = compiled?.set ? attach(st, compiled.set) : undefined
     const early = compiled ? compiled.early : beforeSet
+    // The common case (no route unit, no early features, synchronous global hooks) allocates no closure.
+    if (unit === undefined && early === undefined) {
+      const result = pipeline.request(ex)
+      if (result === undefined) return next()
+      if (!isPromise(result)) return sendAnswer(request, reply, result)
+      result.then(
+        (a) => (a ? sendAnswer(request, reply, a) : next()),
+        (error: unknown) => next(error as Error),
+      )
+      return
+    }
 
     const answer = (a: Answer | undefined): void => {
       if (!a) return next()

@@ -17,6 +17,7 @@ import {
 } from '@ri/core'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { createClusterScraper, type ClusterScraper } from './cluster.js'
+import { createFastHistogram, type HistogramSeries } from './fast.js'
 import { negotiate, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, render } from './exposition.js'
 import { OVERFLOW } from './guard.js'
 import { createOtelBridge } from './otel.js'
@@ -139,6 +140,7 @@ const SCRAPE = 2
 
 interface SeriesEntry {
   readonly labels: { method: string; route: string; status_code: string }
+  readonly series: HistogramSeries
   readonly attributes: Record<string, string | number>
 }
 
@@ -216,17 +218,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
   })
   const durationName = `${prefix}http_server_request_duration_seconds`
-  // Exemplar-enabled metrics may only be constructed for OpenMetrics registries; we register
-  // by hand so the same histogram renders in both formats (exemplars under OpenMetrics only).
-  const duration = new Histogram<'method' | 'route' | 'status_code'>({
+  // Recorded on every request: series resolved once, no prom-client label hashing per observe.
+  // Rendered by the registry like any histogram (exemplars under OpenMetrics only).
+  const duration = createFastHistogram(registry, {
     name: durationName,
     help: 'Duration of HTTP server requests, by method, route template and status code.',
     labelNames: ['method', 'route', 'status_code'],
-    buckets: [...buckets],
-    enableExemplars: exemplars,
-    registers: [],
+    buckets,
   })
-  registry.registerMetric(duration)
   const requestSize = sizes
     ? new Histogram({ name: `${prefix}http_server_request_body_size_bytes`, help: 'Size of HTTP request bodies.', labelNames: ['method', 'route', 'status_code'], buckets: [...SIZE_BUCKETS], registers })
     : undefined
@@ -242,8 +241,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   // method -> route -> status -> series. Nested maps: no key string built per request.
   const series = new Map<string, Map<string, Map<number, SeriesEntry>>>()
   let seriesCount = 0
+  const overflowLabels = { method: OVERFLOW, route: OVERFLOW, status_code: OVERFLOW }
   const overflowEntry: SeriesEntry = {
-    labels: { method: OVERFLOW, route: OVERFLOW, status_code: OVERFLOW },
+    labels: overflowLabels,
+    series: duration.series(overflowLabels),
     attributes: { 'http.request.method': '_OTHER', 'http.route': OVERFLOW },
   }
   const droppedLabels = { metric: durationName }
@@ -258,8 +259,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       return overflowEntry
     }
     seriesCount++
+    const labels = { method, route: r, status_code: String(status) }
     const entry: SeriesEntry = {
-      labels: { method, route: r, status_code: String(status) },
+      labels,
+      series: duration.series(labels),
       attributes: { 'http.request.method': method, 'http.route': r, 'http.response.status_code': status },
     }
     if (!byRoute) series.set(method, (byRoute = new Map()))
@@ -271,12 +274,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const record = (method: string, route: string | undefined, status: number, durationMs: number, span?: Span, info?: FinishInfo) => {
     const entry = entryFor(method, route, status)
     const seconds = durationMs > 0 ? durationMs / 1000 : 0
-    if (exemplars) {
-      const sc = span?.spanContext()
-      if (sc && sc.traceId !== '00000000000000000000000000000000') {
-        duration.observe({ labels: entry.labels, value: seconds, exemplarLabels: { trace_id: sc.traceId, span_id: sc.spanId } as never })
-      } else duration.observe({ labels: entry.labels, value: seconds })
-    } else duration.observe(entry.labels, seconds)
+    const sc = exemplars ? span?.spanContext() : undefined
+    if (sc && sc.traceId !== '00000000000000000000000000000000') duration.observe(entry.series, seconds, { trace_id: sc.traceId, span_id: sc.spanId })
+    else duration.observe(entry.series, seconds)
     if (info) {
       if (requestSize && info.requestBytes !== undefined) requestSize.observe(entry.labels, info.requestBytes)
       if (responseSize && info.responseBytes !== undefined) responseSize.observe(entry.labels, info.responseBytes)
