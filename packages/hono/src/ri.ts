@@ -102,7 +102,7 @@ interface NodeBindings {
 interface Outgoing {
   readonly statusCode: number
   readonly writableFinished: boolean
-  once(event: 'close', listener: () => void): unknown
+  on(event: 'close', listener: () => void): unknown
   writeHead(...args: unknown[]): unknown
   hasHeader(name: string): boolean
   setHeader(name: string, value: string | string[]): unknown
@@ -207,30 +207,65 @@ function runOnHeaders(st: RiState): void {
   st.pipeline.headers(st.exchange)
 }
 
+const kOut = Symbol('@ri/hono.outgoing')
+type BoundOutgoing = Outgoing & { [kOut]?: { readonly st: RiState; readonly writeHead: Outgoing['writeHead'] } }
+
 /**
- * On @hono/node-server: onHeaders and ri's headers go onto the Node response right before its
- * head is written (headers the Response carries win, as Node merges writeHead's over setHeader's),
- * so `c.res` is never touched and node-server keeps its fast response path.
+ * The Response's headers (a record node-server hands to writeHead) plus ri's, in a new object:
+ * the record's own values win (compared case-insensitively, as Hono writes `Content-Type`), then
+ * headers already set on the Node response, and Set-Cookie adds the features' cookies to the
+ * handler's. Passing them all to writeHead keeps Node on its one-pass head path.
+ */
+function withFeatureHeaders(record: Record<string, unknown>, rh: Record<string, string | string[]>, out: Outgoing): Record<string, unknown> {
+  const merged: Record<string, unknown> = {}
+  const lower: Record<string, string> = Object.create(null)
+  for (const key in record) {
+    merged[key] = record[key]
+    lower[key.toLowerCase()] = key
+  }
+  for (const name in rh) {
+    const own = lower[name]
+    if (name === 'set-cookie') {
+      if (own !== undefined) merged[own] = [...toList(record[own]), ...toList(rh[name])]
+      else merged[name] = [...toList(out.getHeader(name)), ...toList(rh[name])]
+    } else if (own === undefined && !out.hasHeader(name)) merged[name] = rh[name]
+  }
+  return merged
+}
+
+// Shared by every response (the state lives on the Node response): no closure per request.
+function riWriteHead(this: BoundOutgoing, ...args: unknown[]): unknown {
+  const b = this[kOut]!
+  this.writeHead = b.writeHead
+  runOnHeaders(b.st)
+  const rh = b.st.exchange.responseHeaders
+  const at = typeof args[1] === 'string' ? 2 : 1
+  const record = args[at]
+  if (record !== null && typeof record === 'object' && !Array.isArray(record)) {
+    args[at] = withFeatureHeaders(record as Record<string, unknown>, rh, this)
+  } else {
+    for (const name in rh) {
+      if (name === 'set-cookie') this.setHeader(name, [...toList(this.getHeader(name)), ...toList(rh[name])])
+      else if (!this.hasHeader(name)) this.setHeader(name, rh[name]!)
+    }
+  }
+  return b.writeHead.apply(this, args)
+}
+
+function finishOnClose(this: BoundOutgoing): void {
+  const b = this[kOut]
+  if (b !== undefined) b.st.pipeline.finish(b.st.exchange, { status: this.statusCode, aborted: !this.writableFinished })
+}
+
+/**
+ * On @hono/node-server: onHeaders and ri's headers join the Node response's head right before it
+ * is written, so `c.res` is never touched and node-server keeps its fast response path.
  */
 function bindOutgoing(st: RiState, out: Outgoing): void {
-  const writeHead = out.writeHead
-  out.writeHead = function riWriteHead(this: Outgoing, ...args: unknown[]) {
-    out.writeHead = writeHead
-    runOnHeaders(st)
-    const rh = st.exchange.responseHeaders
-    // node-server passes the Response's headers as a record: those win (Node merges them over
-    // setHeader's), except Set-Cookie, where the features' cookies are added to the handler's.
-    const record = (typeof args[1] === 'string' ? args[2] : args[1]) as Record<string, unknown> | undefined
-    for (const name in rh) {
-      if (name === 'set-cookie') {
-        const fromRecord = record && !Array.isArray(record) ? record[name] : undefined
-        if (fromRecord !== undefined) record![name] = [...toList(fromRecord), ...toList(rh[name])]
-        else out.setHeader(name, [...toList(out.getHeader(name)), ...toList(rh[name])])
-      } else if (!out.hasHeader(name)) out.setHeader(name, rh[name]!)
-    }
-    return writeHead.apply(this, args)
-  }
-  out.once('close', () => st.pipeline.finish(st.exchange, { status: out.statusCode, aborted: !out.writableFinished }))
+  const o = out as BoundOutgoing
+  o[kOut] = { st, writeHead: out.writeHead }
+  o.writeHead = riWriteHead
+  o.on('close', finishOnClose)
 }
 
 /** Off Node: runs onHeaders (route-level first) and applies the exchange's headers to `c.res`. */
@@ -347,7 +382,7 @@ export function ri(options: RiHonoOptions = {}): RiMiddleware {
     const st: RiState = { pipeline, exchange: ex, route: undefined, answered: false, deps }
     c.set('ri', st)
     const out = env?.outgoing
-    const node = out !== undefined && typeof out.writeHead === 'function' && typeof out.once === 'function'
+    const node = out !== undefined && typeof out.writeHead === 'function' && typeof out.on === 'function'
     if (node) bindOutgoing(st, out)
     if (attached) {
       // health.attach() on the Node server the first request arrives on (@hono/node-server)

@@ -1,0 +1,52 @@
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import type { Feature } from '@ri/core'
+import { createAdaptorServer } from '@hono/node-server'
+import { Hono } from 'hono'
+import { describe, expect, it } from 'vitest'
+import { ri } from './index.js'
+
+// On @hono/node-server ri's headers join the head node-server writes (a record of the Response's
+// headers): the merge must keep the handler-wins and Set-Cookie-appends rules of every adapter.
+describe('@ri/hono on @hono/node-server: feature headers in the written head', () => {
+  it('handler values win case-insensitively, cookies from both sides arrive, the rest is added', async () => {
+    const feature: Feature = {
+      name: 'headers',
+      onHeaders(ex) {
+        ex.setHeader('x-dup', 'feature')
+        ex.setHeader('content-type', 'text/x-feature')
+        ex.setHeader('x-extra', 'feature')
+        ex.setHeader('set-cookie', 'feature=2; Path=/')
+      },
+    }
+    const app = new Hono()
+    app.use(ri({ features: [feature] }))
+    app.get('/both', (c) => {
+      c.header('X-Dup', 'handler')
+      c.header('Set-Cookie', 'handler=1; Path=/')
+      return c.json({ ok: true })
+    })
+    app.get('/plain', (c) => c.text('plain'))
+    const server = createAdaptorServer({ fetch: app.fetch })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      const both = await fetch(`${base}/both`)
+      expect(both.headers.get('x-dup')).toBe('handler')
+      expect(both.headers.get('content-type')).toContain('application/json')
+      expect(both.headers.get('x-extra')).toBe('feature')
+      expect(both.headers.getSetCookie().sort()).toEqual(['feature=2; Path=/', 'handler=1; Path=/'])
+      expect(await both.json()).toEqual({ ok: true })
+      const plain = await fetch(`${base}/plain`)
+      expect(plain.headers.get('content-type')).toContain('text/plain')
+      expect(plain.headers.get('x-extra')).toBe('feature')
+      expect(plain.headers.getSetCookie()).toEqual(['feature=2; Path=/'])
+      expect(plain.headers.get('x-request-id')).toBeTruthy()
+      expect(await plain.text()).toBe('plain')
+    } finally {
+      server.closeAllConnections()
+      server.close()
+    }
+  })
+})
