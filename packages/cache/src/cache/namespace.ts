@@ -20,6 +20,11 @@ interface L1Entry {
   readonly tags: string[] | undefined
   readonly versions: number[] | undefined
   readonly size: number
+  /**
+   * The resolved promise L1 hits return, made on the first hit and shared by the next ones: an
+   * L1 hit then allocates nothing (a promise per hit was most of its cost over lru-cache.get).
+   */
+  hit: Promise<unknown> | undefined
 }
 
 interface Flight {
@@ -229,6 +234,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
       tags: userTags,
       versions: userVersions,
       size: stored.bytes,
+      hit: undefined,
     }
     return { entry, state: now < entry.fresh ? FRESH : STALE }
   }
@@ -347,6 +353,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
       tags,
       versions: undefined,
       size: l1 !== undefined && sized ? bytes || estimateSize(value) : 1,
+      hit: undefined,
     }
     return { key, entry, allTags, write, observed: obs }
   }
@@ -735,40 +742,51 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     return undefined
   }
 
+  /** get()'s L2 read: its start (a Snap) and what afterL2 needs; the only object a hit adds. */
+  interface GetRead extends Snap {
+    readonly key: string
+    readonly entry: L1Entry | undefined
+    readonly state: number
+  }
+
   /**
    * get()'s L2 hit with a trusted bus: the GET's reply is decoded and checked inside the driver's
-   * own promise (no async function, no await hop, no RawRead or L1 entry when there is no L1).
+   * own promise (no async function, no await hop, no closure, no RawRead or L1 entry when there
+   * is no L1).
    */
-  const fastGet = <T>(key: string, e: L1Entry | undefined, s: number): Promise<T | undefined> => {
-    const since = snapshot()
-    return driver!.getThen<T | undefined>(fullKey(key), (raw) => {
-      if (raw === FAIL || raw === null) return afterL2<T>(key, raw, since, e, s)
-      let entry: StoredEntry
-      try {
-        entry = decodeEntry(codec, raw, nsTagLine)
-      } catch {
-        return afterL2<T>(key, { raw, current: [] }, since, e, s) // evaluate() decodes again, logs and counts the miss
+  const afterGet = (raw: Buffer | null | typeof FAIL, r: GetRead): unknown => {
+    if (raw === FAIL || raw === null) return afterL2(r.key, raw, r, r.entry, r.state)
+    let entry: StoredEntry
+    try {
+      entry = decodeEntry(codec, raw, nsTagLine)
+    } catch {
+      return afterL2(r.key, { raw, current: [] }, r, r.entry, r.state) // evaluate() decodes again, logs and counts the miss
+    }
+    const tags = entry.tags
+    // Tag check in the same pass as the lookup (what tagVersions.check() would say once every
+    // tag is known): any newer version, expired or deleted, makes it a miss for get().
+    let current = true
+    for (let i = 0; i < tags.length; i++) {
+      const st = tagVersions.get(tags[i]!)
+      if (st === undefined || st.pending) {
+        return driver!.versions(tags).then((fetched) => afterL2(r.key, fetched === FAIL ? FAIL : { raw, current: fetched, entry }, r, r.entry, r.state))
       }
-      const tags = entry.tags
-      for (let i = 0; i < tags.length; i++) {
-        const st = tagVersions.get(tags[i]!)
-        if (st === undefined || st.pending) {
-          return driver!.versions(tags).then((fetched) => afterL2<T>(key, fetched === FAIL ? FAIL : { raw, current: fetched, entry }, since, e, s))
-        }
-      }
-      if (l1 !== undefined) return afterL2<T>(key, { raw, current: NO_VERSIONS, entry, fromMap: true }, since, e, s)
-      // No L1 to fill: evaluate()'s verdict without building an L1 entry. Every tag is known
-      // here, so the check is FRESH, EXPIRED (stale: a miss for get) or DELETED.
-      const now = Date.now()
-      if (now < entry.fresh && now < entry.hard && (tags.length === 0 || tagVersions.check(tags, entry.versions) === TAGS_FRESH)) {
-        counters.l2Hits++
-        if (events.has('cache.get')) events.emit('cache.get', E_L2_HIT)
-        return entry.value as T
-      }
-      miss()
-      return undefined
-    })
+      const stored = entry.versions[i]!
+      if (st.v > stored || st.d > stored) current = false
+    }
+    if (l1 !== undefined) return afterL2(r.key, { raw, current: NO_VERSIONS, entry, fromMap: true }, r, r.entry, r.state)
+    // No L1 to fill: evaluate()'s verdict without building an L1 entry.
+    const now = Date.now()
+    if (current && now < entry.fresh && now < entry.hard) {
+      counters.l2Hits++
+      if (events.has('cache.get')) events.emit('cache.get', E_L2_HIT)
+      return entry.value
+    }
+    miss()
+    return undefined
   }
+  const fastGet = <T>(key: string, e: L1Entry | undefined, s: number): Promise<T | undefined> =>
+    driver!.getThen(fullKey(key), afterGet as (raw: Buffer | null | typeof FAIL, r: GetRead) => T | undefined, { e: epoch, t: stack.tagEpoch, key, entry: e, state: s })
 
   // Not an async function: the L2 hit's promise is the driver's own, returned as is (an async
   // wrapper resolving with it cost one more promise, a thenable job and two microtask hops per
@@ -777,8 +795,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     try {
       if (stack.closed) throw new RiClosedError('cache')
       const e = l1?.get(key)
-      const now = Date.now()
-      const s = e === undefined ? NONE : l1State(e, now)
+      const s = e === undefined ? NONE : l1State(e, Date.now())
       if (s === FRESH && stack.trusted) {
         hit1()
         return Promise.resolve(e!.value as T)
@@ -814,7 +831,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
         if (e !== undefined && Date.now() < e.fresh && (e.tags === undefined || tagVersions.check(e.tags, e.versions!) === TAGS_FRESH)) {
           counters.l1Hits++
           if (events.has('cache.get')) events.emit('cache.get', E_L1_HIT)
-          return Promise.resolve(e.value as T)
+          return (e.hit ??= Promise.resolve(e.value)) as Promise<T>
         }
       }
       return slowGet<T>(key)
@@ -828,7 +845,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
             if (now >= e.refreshAt) refreshInBackground(key, loader, options, e)
             counters.l1Hits++
             if (events.has('cache.get')) events.emit('cache.get', E_L1_HIT)
-            return Promise.resolve(e.value as T)
+            return (e.hit ??= Promise.resolve(e.value)) as Promise<T>
           }
         }
       }

@@ -139,6 +139,43 @@ describeWithRedis('cache over real Redis (L1 + L2 + bus)', () => {
     expect(await a.get('user')).toBeUndefined()
   })
 
+  it('without L1, get() checks tags on every L2 hit: expired, deleted, cleared and corrupt entries are misses', async () => {
+    fresh()
+    const warnings: unknown[] = []
+    const logger = { trace() {}, debug() {}, info() {}, warn: (o: unknown) => warnings.push(o), error() {}, fatal() {}, child: () => logger }
+    const a = await instance()
+    const b = await instance({ l1: false, logger: logger as never })
+    await a.set('t', 'tagged', { tags: ['grp'] })
+    await a.set('u', 'untagged')
+    expect(await b.get('t')).toBe('tagged') // first sight of 'grp': GET + HMGET
+    let before = b.stats().l2.requests
+    expect(await b.get('t')).toBe('tagged')
+    expect(await b.get('u')).toBe('untagged')
+    expect(b.stats().l2.requests - before).toBe(2) // known tags: one GET each
+    expect(b.stats().l2.hits).toBe(3)
+
+    await a.invalidateTags(['grp']) // expire: the bytes stay in Redis as a stale fallback
+    await until(async () => (await b.get('t')) === undefined, 1_000)
+    expect(await b.get('u')).toBe('untagged')
+
+    await a.set('t', 'again', { tags: ['grp'] })
+    await sleep(5)
+    expect(await b.get('t')).toBe('again')
+    await a.invalidateTags(['grp'], { mode: 'delete' })
+    await until(async () => (await b.get('t')) === undefined, 1_000)
+
+    await a.clear()
+    await until(async () => (await b.get('u')) === undefined, 1_000)
+
+    before = b.stats().l2.decodeErrors
+    await admin.set(`${prefix}j1::{bad}`, 'not an entry at all')
+    expect(await b.get('bad')).toBeUndefined()
+    expect(b.stats().l2.decodeErrors).toBe(before + 1)
+    expect(warnings.length).toBe(1)
+    await b.close()
+    await expect(b.get('u')).rejects.toThrow()
+  })
+
   it('expire-by-tag keeps the value as a stale fallback in L2; delete-by-tag does not', async () => {
     fresh()
     const a = await instance({ grace: '1m' })

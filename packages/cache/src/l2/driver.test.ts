@@ -41,12 +41,12 @@ describe('L2 driver: in-flight requests', () => {
     const { client, replies } = fakeClient()
     const driver = driverFor(client)
     const keys = ['a', 'b', 'c', 'd', 'e']
-    const out = keys.map((k) => settle(driver.getThen(k, (raw) => (raw === FAIL ? 'fail' : String(raw)))))
+    const out = keys.map((k) => settle(driver.getThen(k, (raw, n: number) => (raw === FAIL ? 'fail' : `${String(raw)}${n}`), 1)))
     // Settle the middle, the last and the first; b and d never answer.
     replies.get('c')!.resolve(Buffer.from('C'))
     replies.get('e')!.resolve(Buffer.from('E'))
     replies.get('a')!.resolve(null)
-    expect((await Promise.all(out)).map((r) => r.v)).toEqual(['null', 'fail', 'C', 'fail', 'E'])
+    expect((await Promise.all(out)).map((r) => r.v)).toEqual(['null1', 'fail', 'C1', 'fail', 'E1'])
     expect(driver.errors()).toBe(2)
     // A late reply to a timed-out request changes nothing.
     replies.get('b')!.resolve(Buffer.from('late'))

@@ -51,10 +51,11 @@ export interface L2Driver {
   /** Plain GET of the stored bytes (tags are then checked against known versions). */
   get(key: string): Promise<Buffer | null | Fail>
   /**
-   * GET whose reply (or FAIL) is handed to `then` inside the request's own promise: the L2 hit
-   * path's caller needs no promise of its own. `then` must not throw.
+   * GET whose reply (or FAIL) is handed to `then`, with `ctx`, inside the request's own promise:
+   * the L2 hit path's caller needs no promise and no closure of its own. A throw from `then`
+   * rejects the returned promise.
    */
-  getThen<T>(key: string, then: (raw: Buffer | null | Fail) => T | PromiseLike<T>): Promise<T>
+  getThen<C, T>(key: string, then: (raw: Buffer | null | Fail, ctx: C) => T | PromiseLike<T>, ctx: C): Promise<T>
   /** Current {v, d} of each tag (flat), one pipelined round trip. */
   versions(tags: readonly string[]): Promise<number[] | Fail>
   readMany(keys: readonly string[]): Promise<Array<RawRead | null> | Fail>
@@ -235,14 +236,17 @@ export function createL2Driver(options: {
     // request unlinks itself in O(1) and is garbage at once (no Set rehashing per request).
     prev: Pending<unknown, unknown> | undefined = undefined
     next: Pending<unknown, unknown> | undefined = undefined
+    out!: Promise<T | Fail>
     resolve!: (value: T | Fail) => void
     reject!: (error: unknown) => void
     constructor(
       readonly operation: string,
       readonly span: Span | undefined,
-      readonly map: ((reply: R) => T) | undefined,
-      /** What a failure resolves to: FAIL, `onFail()`, or (MAP_FAIL) `map(FAIL)`. */
+      readonly map: ((reply: R, ctx: unknown) => T) | undefined,
+      /** What a failure resolves to: FAIL, `onFail()`, or (MAP_FAIL) `map(FAIL, ctx)`. */
       readonly onFail: (() => T) | typeof MAP_FAIL | undefined,
+      /** Passed to `map`: the caller's per-request state, so `map` can be shared. */
+      readonly ctx: unknown,
     ) {}
     unlink(): void {
       const { prev, next } = this
@@ -268,7 +272,7 @@ export function createL2Driver(options: {
       if (onFail === undefined) this.resolve(FAIL)
       else
         try {
-          this.resolve(onFail === MAP_FAIL ? (this.map as unknown as (reply: Fail) => T)(FAIL) : onFail())
+          this.resolve(onFail === MAP_FAIL ? (this.map as unknown as (reply: Fail, ctx: unknown) => T)(FAIL, this.ctx) : onFail())
         } catch (error) {
           this.reject(error)
         }
@@ -284,7 +288,7 @@ export function createL2Driver(options: {
       if (this.span !== undefined) this.span.end()
       let out: T
       try {
-        out = this.map === undefined ? (value as unknown as T) : this.map(value)
+        out = this.map === undefined ? (value as unknown as T) : this.map(value, this.ctx)
       } catch (error) {
         // With `onFail` the caller's own continuation threw (not Redis): its promise rejects,
         // as an async function's would, and the breaker does not count it.
@@ -324,10 +328,10 @@ export function createL2Driver(options: {
   }
 
   /**
-   * Starts tracking one request (its deadline, span, promise); undefined when the circuit is
-   * open. The caller sends the command and hands its promise to `settleWith`.
+   * Starts tracking one request (its deadline, span, promise `out`); undefined when the circuit
+   * is open. The caller sends the command and hands its promise to `settleWith`.
    */
-  const begin = <R, T>(operation: string, map: ((reply: R) => T) | undefined, onFail: (() => T) | typeof MAP_FAIL | undefined): { rec: Pending<R, T>; out: Promise<T | Fail> } | undefined => {
+  const begin = <R, T>(operation: string, map: ((reply: R, ctx: unknown) => T) | undefined, onFail: (() => T) | typeof MAP_FAIL | undefined, ctx?: unknown): Pending<R, T> | undefined => {
     if (!breaker.allow()) return undefined
     requests++
     if (sweeper === undefined) {
@@ -335,9 +339,9 @@ export function createL2Driver(options: {
       sweeper = setInterval(sweep, tick)
       sweeper.unref()
     }
-    const rec = new Pending<R, T>(operation, tracing ? tracer.startSpan((SPAN_NAMES[operation] ??= `cache.l2.${operation}`)) : undefined, map, onFail)
+    const rec = new Pending<R, T>(operation, tracing ? tracer.startSpan((SPAN_NAMES[operation] ??= `cache.l2.${operation}`)) : undefined, map, onFail, ctx)
     binding = rec as Pending<unknown, unknown>
-    const out = new Promise<T | Fail>(bind as (resolve: (value: T | Fail) => void, reject: (error: unknown) => void) => void)
+    rec.out = new Promise<T | Fail>(bind as (resolve: (value: T | Fail) => void, reject: (error: unknown) => void) => void)
     binding = undefined
     if (tail === undefined) head = tail = rec as Pending<unknown, unknown>
     else {
@@ -345,7 +349,7 @@ export function createL2Driver(options: {
       rec.prev = tail
       tail = rec as Pending<unknown, unknown>
     }
-    return { rec, out }
+    return rec
   }
   const settleWith = <R, T>(rec: Pending<R, T>, p: Promise<R>): void => {
     p.then(
@@ -368,8 +372,8 @@ export function createL2Driver(options: {
    * failure (FAIL when absent), both inside the request's own promise: no extra promise hop.
    */
   const run = <R, T = R>(operation: string, fn: () => Promise<R>, map?: (reply: R) => T, onFail?: () => T): Promise<T | Fail> => {
-    const started = begin<R, T>(operation, map, onFail)
-    if (started === undefined) return refused(onFail)
+    const rec = begin<R, T>(operation, map, onFail)
+    if (rec === undefined) return refused(onFail)
     if (!ready && firstReady !== undefined) {
       const waitFor = firstReady
       const inner = fn
@@ -381,8 +385,8 @@ export function createL2Driver(options: {
     } catch (error) {
       p = Promise.reject(error)
     }
-    settleWith(started.rec, p)
-    return started.out
+    settleWith(rec, p)
+    return rec.out
   }
 
   const toRead = (reply: ReadonlyArray<Buffer | number> | null, from: number): RawRead | null => {
@@ -497,17 +501,17 @@ export function createL2Driver(options: {
       : (key) => run('get', () => s.riCacheReadBuffer(key, tagPrefix), (r) => toRead(r, 0)),
     get: (key) => run('get', () => client.getBuffer(key)),
     // run() without its closures: the L2 hit path issues the GET itself.
-    getThen: <T>(key: string, then: (raw: Buffer | null | Fail) => T | PromiseLike<T>): Promise<T> => {
-      const started = begin<Buffer | null, T | PromiseLike<T>>('get', then, MAP_FAIL)
-      if (started === undefined) return refused(() => then(FAIL)) as Promise<T>
+    getThen: <C, T>(key: string, then: (raw: Buffer | null | Fail, ctx: C) => T | PromiseLike<T>, ctx: C): Promise<T> => {
+      const rec = begin<Buffer | null, T | PromiseLike<T>>('get', then as (raw: Buffer | null, ctx: unknown) => T | PromiseLike<T>, MAP_FAIL, ctx)
+      if (rec === undefined) return refused(() => then(FAIL, ctx)) as Promise<T>
       let p: Promise<Buffer | null>
       try {
         p = ready || firstReady === undefined ? client.getBuffer(key) : firstReady.then(() => client.getBuffer(key))
       } catch (error) {
         p = Promise.reject(error)
       }
-      settleWith(started.rec, p)
-      return started.out as Promise<T>
+      settleWith(rec, p)
+      return rec.out as Promise<T>
     },
     versions: cluster
       ? (tags) => run('tags', () => clusterVersions(tags))
