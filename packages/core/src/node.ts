@@ -4,6 +4,7 @@ import { beginSend, endSend } from './send-contract.js'
 import type { MaybePromise, Pipeline } from './pipeline.js'
 import { createRouter } from './router.js'
 import { adoptWriteHeadArgs } from './node-capture.js'
+import { isHeaderRecord, mergeFeatureHeaders } from './head.js'
 
 /** What a plain node:http route handler receives besides `req`/`res`. */
 export interface NodeContext {
@@ -160,6 +161,16 @@ type WithBound = ServerResponse & { [kBound]?: Bound }
 /** The head is being written: feature headers join the handler's, then the original writeHead runs. */
 function writeHeadWith(res: ServerResponse, b: Bound, args: Parameters<ServerResponse['writeHead']>): ServerResponse {
   res.writeHead = b.writeHead
+  const list = args as unknown[]
+  const at = typeof list[1] === 'string' ? 2 : 1
+  if (isHeaderRecord(list[at])) {
+    // writeHead(status, [reason], headers): the features' headers join that object, which keeps
+    // Node on its one-pass head path (setHeader for each would not).
+    b.pipeline.headers(b.ex)
+    const out = [...list]
+    out[at] = mergeFeatureHeaders(list[at] as Record<string, unknown>, b.ex.responseHeaders, res)
+    return (b.writeHead as (...a: unknown[]) => ServerResponse).apply(res, out)
+  }
   // headers passed to writeHead (Fastify passes all of them) join the response first, so the
   // handler-wins / Set-Cookie-appends rules below see them
   const status = args.length > 1 ? adoptWriteHeadArgs(res, args) : undefined

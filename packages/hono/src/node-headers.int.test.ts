@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Feature } from '@ri/core'
 import { createAdaptorServer } from '@hono/node-server'
@@ -27,7 +28,7 @@ describe('@ri/hono on @hono/node-server: feature headers in the written head', (
       return c.json({ ok: true })
     })
     app.get('/plain', (c) => c.text('plain'))
-    const server = createAdaptorServer({ fetch: app.fetch })
+    const server = createAdaptorServer({ fetch: app.fetch }) as Server
     server.listen(0, '127.0.0.1')
     await once(server, 'listening')
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`

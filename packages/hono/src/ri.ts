@@ -9,6 +9,8 @@ import {
   type Exchange,
   type Feature,
   type HeaderValue,
+  isHeaderRecord,
+  mergeFeatureHeaders,
   type MaybePromise,
   type Pipeline,
   type ResponseHeaders,
@@ -210,29 +212,6 @@ function runOnHeaders(st: RiState): void {
 const kOut = Symbol('@ri/hono.outgoing')
 type BoundOutgoing = Outgoing & { [kOut]?: { readonly st: RiState; readonly writeHead: Outgoing['writeHead'] } }
 
-/**
- * The Response's headers (a record node-server hands to writeHead) plus ri's, in a new object:
- * the record's own values win (compared case-insensitively, as Hono writes `Content-Type`), then
- * headers already set on the Node response, and Set-Cookie adds the features' cookies to the
- * handler's. Passing them all to writeHead keeps Node on its one-pass head path.
- */
-function withFeatureHeaders(record: Record<string, unknown>, rh: Record<string, string | string[]>, out: Outgoing): Record<string, unknown> {
-  const merged: Record<string, unknown> = {}
-  const lower: Record<string, string> = Object.create(null)
-  for (const key in record) {
-    merged[key] = record[key]
-    lower[key.toLowerCase()] = key
-  }
-  for (const name in rh) {
-    const own = lower[name]
-    if (name === 'set-cookie') {
-      if (own !== undefined) merged[own] = [...toList(record[own]), ...toList(rh[name])]
-      else merged[name] = [...toList(out.getHeader(name)), ...toList(rh[name])]
-    } else if (own === undefined && !out.hasHeader(name)) merged[name] = rh[name]
-  }
-  return merged
-}
-
 // Shared by every response (the state lives on the Node response): no closure per request.
 function riWriteHead(this: BoundOutgoing, ...args: unknown[]): unknown {
   const b = this[kOut]!
@@ -241,9 +220,9 @@ function riWriteHead(this: BoundOutgoing, ...args: unknown[]): unknown {
   const rh = b.st.exchange.responseHeaders
   const at = typeof args[1] === 'string' ? 2 : 1
   const record = args[at]
-  if (record !== null && typeof record === 'object' && !Array.isArray(record)) {
-    args[at] = withFeatureHeaders(record as Record<string, unknown>, rh, this)
-  } else {
+  // node-server hands the Response's headers to writeHead as a record: ri's join it there.
+  if (isHeaderRecord(record)) args[at] = mergeFeatureHeaders(record, rh, this)
+  else {
     for (const name in rh) {
       if (name === 'set-cookie') this.setHeader(name, [...toList(this.getHeader(name)), ...toList(rh[name])])
       else if (!this.hasHeader(name)) this.setHeader(name, rh[name]!)

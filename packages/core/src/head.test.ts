@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest'
+import { isHeaderRecord, mergeFeatureHeaders } from './head.js'
+
+const holder = (set: Record<string, unknown> = {}) => ({
+  hasHeader: (n: string) => n in set,
+  getHeader: (n: string) => set[n],
+})
+
+describe('mergeFeatureHeaders', () => {
+  it("keeps the handler's values (any case), adds the rest, leaves the input untouched", () => {
+    const record = { 'Content-Type': 'application/json', 'X-Dup': 'handler' }
+    const merged = mergeFeatureHeaders(record, { 'content-type': 'text/plain', 'x-dup': 'feature', 'x-extra': 'f' }, holder())
+    expect(merged).toEqual({ 'Content-Type': 'application/json', 'X-Dup': 'handler', 'x-extra': 'f' })
+    expect(record).toEqual({ 'Content-Type': 'application/json', 'X-Dup': 'handler' })
+  })
+
+  it('does not override a header already set on the response', () => {
+    expect(mergeFeatureHeaders({}, { 'x-a': 'feature' }, holder({ 'x-a': 'set' }))).toEqual({})
+  })
+
+  it('appends Set-Cookie to the record, or to what the response already carries', () => {
+    expect(mergeFeatureHeaders({ 'Set-Cookie': 'h=1' }, { 'set-cookie': ['f=2', 'g=3'] }, holder())).toEqual({ 'Set-Cookie': ['h=1', 'f=2', 'g=3'] })
+    expect(mergeFeatureHeaders({}, { 'set-cookie': 'f=2' }, holder({ 'set-cookie': ['s=0'] }))).toEqual({ 'set-cookie': ['s=0', 'f=2'] })
+    expect(mergeFeatureHeaders({}, { 'set-cookie': 'f=2' }, holder())).toEqual({ 'set-cookie': ['f=2'] })
+  })
+
+  it('tells the record form of writeHead headers from the raw array form', () => {
+    expect(isHeaderRecord({ a: '1' })).toBe(true)
+    expect(isHeaderRecord(['a', '1'])).toBe(false)
+    expect(isHeaderRecord(undefined)).toBe(false)
+    expect(isHeaderRecord(null)).toBe(false)
+  })
+})

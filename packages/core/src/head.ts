@@ -1,0 +1,41 @@
+import type { ResponseHeaders } from './exchange.js'
+
+/** What `mergeFeatureHeaders` reads of a response that may already carry headers (Node's `ServerResponse`, duck-typed). */
+export interface HeaderHolder {
+  hasHeader(name: string): boolean
+  getHeader(name: string): unknown
+}
+
+const toList = (v: unknown): string[] => (v === undefined || v === null ? [] : Array.isArray(v) ? v.map(String) : [String(v)])
+
+/**
+ * The headers a handler passes to `writeHead(status, headers)` plus the features' (`ex.responseHeaders`),
+ * in a new object, following the adapters' rules: the handler's values win (names compared
+ * case-insensitively), then headers already set on the response, and Set-Cookie from features is
+ * added to the handler's. Handing the result to the original `writeHead` keeps Node on its
+ * one-pass head path (setting the features' headers with `setHeader` first would not).
+ *
+ * @example
+ * args[1] = mergeFeatureHeaders(args[1], ex.responseHeaders, res) // then writeHead(...args)
+ */
+export function mergeFeatureHeaders(record: Readonly<Record<string, unknown>>, features: ResponseHeaders, res: HeaderHolder): Record<string, unknown> {
+  const merged: Record<string, unknown> = {}
+  const lower: Record<string, string> = Object.create(null)
+  for (const key in record) {
+    merged[key] = record[key]
+    lower[key.toLowerCase()] = key
+  }
+  for (const name in features) {
+    const own = lower[name]
+    if (name === 'set-cookie') {
+      if (own !== undefined) merged[own] = [...toList(record[own]), ...toList(features[name])]
+      else merged[name] = [...toList(res.getHeader(name)), ...toList(features[name])]
+    } else if (own === undefined && !res.hasHeader(name)) merged[name] = features[name]
+  }
+  return merged
+}
+
+/** True for the plain-object form of writeHead's headers (not the raw `[name, value, ...]` array). */
+export function isHeaderRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
