@@ -1,6 +1,6 @@
-import { Histogram, Registry } from 'prom-client'
+import { Counter, Histogram, Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
-import { createFastHistogram } from './fast.js'
+import { createFastCounter, createFastHistogram } from './fast.js'
 
 const BUCKETS = [0.005, 0.01, 0.1, 1, 2.5]
 const LABELS = ['method', 'route', 'status_code'] as const
@@ -62,5 +62,38 @@ describe('createFastHistogram', () => {
     expect(text).toContain('h_bucket{le="1",route="/a"} 0')
     expect(text).toContain('h_bucket{le="+Inf",route="/a"} 1')
     expect(text).toContain('h_sum{route="/a"} 2')
+  })
+})
+
+describe('createFastCounter', () => {
+  const fill = () => {
+    const ours = new Registry()
+    const theirs = new Registry()
+    const fast = createFastCounter(ours, { name: 'ri_decisions_total', help: 'decisions', labelNames: ['rule', 'result'] })
+    const reference = new Counter({ name: 'ri_decisions_total', help: 'decisions', labelNames: ['rule', 'result'], registers: [theirs] })
+    const plainOurs = createFastCounter(ours, { name: 'ri_gaps_total', help: 'gaps', labelNames: [] })
+    const plainTheirs = new Counter({ name: 'ri_gaps_total', help: 'gaps', registers: [theirs] })
+    for (const [labels, n] of [[{ rule: 'login', result: 'allowed' }, 1], [{ rule: 'login', result: 'limited' }, 2], [{ rule: 'login', result: 'allowed' }, 3]] as const) {
+      fast.inc(labels, n)
+      reference.inc(labels, n)
+    }
+    plainOurs.inc()
+    plainTheirs.inc()
+    return { ours, theirs }
+  }
+
+  it('renders exactly what a prom-client Counter renders, in both formats and as JSON', async () => {
+    const { ours, theirs } = fill()
+    expect(await ours.metrics()).toBe(await theirs.metrics())
+    expect(await ours.getMetricsAsJSON()).toEqual(await theirs.getMetricsAsJSON())
+    ours.setContentType(Registry.OPENMETRICS_CONTENT_TYPE as never)
+    theirs.setContentType(Registry.OPENMETRICS_CONTENT_TYPE as never)
+    expect(await ours.metrics()).toBe(await theirs.metrics())
+  })
+
+  it('reset empties it', async () => {
+    const { ours } = fill()
+    ours.resetMetrics()
+    expect(await ours.metrics()).not.toMatch(/^ri_decisions_total\{/m)
   })
 })

@@ -1,5 +1,6 @@
 import type { RiEvents } from '@ri/core'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import { createFastCounter } from './fast.js'
 import { createSeriesGuard } from './guard.js'
 
 /** Buckets for internal operations (loaders, queries, checks): 1 ms .. 10 s. */
@@ -33,8 +34,9 @@ export function createSdkMetrics(ctx: SdkMetricsContext): SdkMetrics {
   const p = ctx.prefix
   const guarded = <L extends string>(name: string, labelNames: readonly L[]) => createSeriesGuard(name, labelNames, ctx.maxSeries, ctx.dropped)
 
+  // Counters sit on hot paths (a throttle decision or a cache read per request): fast counters.
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) => {
-    const metric = new Counter<L>({ name: p + name, help, labelNames, registers })
+    const metric = createFastCounter(ctx.registry, { name: p + name, help, labelNames })
     return { metric, guard: guarded(p + name, labelNames) }
   }
   const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) => {
