@@ -86,16 +86,19 @@ export function createShutdown(ctx: ShutdownContext): ShutdownCoordinator {
     }
     const responses = new Set<ServerResponse>()
     const sockets = new Set<Socket>()
+    // One listener for every response of this server ('close' fires once per response): no
+    // closure per request.
+    const onResponseClose = function (this: ServerResponse) {
+      inFlight--
+      responses.delete(this)
+      // A response whose head went out before draining kept its socket alive: close it once idle.
+      if (closing) setImmediate(() => server.closeIdleConnections?.())
+    }
     const onRequest = (_req: IncomingMessage, res: ServerResponse) => {
       inFlight++
       responses.add(res)
       if (draining) markClose(res)
-      res.once('close', () => {
-        inFlight--
-        responses.delete(res)
-        // A response whose head went out before draining kept its socket alive: close it once idle.
-        if (closing) setImmediate(() => server.closeIdleConnections?.())
-      })
+      res.on('close', onResponseClose)
     }
     const onConnection = (socket: Socket) => {
       sockets.add(socket)
