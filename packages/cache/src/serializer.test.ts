@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { decodeEntry, encodeBody, escapeTag, jsonCodec, safeJsonParse } from './serializer.js'
+import { decodeEntry, encodeBody, escapeTag, jsonCodec, knownTagLine, safeJsonParse } from './serializer.js'
 
 const entry = (tags: string, versions: string, body: string | Buffer) =>
   Buffer.concat([Buffer.from(`${tags}\n${versions}\n`), Buffer.isBuffer(body) ? body : Buffer.from(body)])
@@ -28,8 +28,20 @@ describe('serializer', () => {
   })
 
   it('throws on malformed entries (the cache turns that into a miss)', () => {
-    for (const raw of ['', 'x', 'a\nb', 'a\n1\nmeta\n{}', 'a\nNaN\n1,2,3,0\n{}', '\n\n1,2,3,0\n{bad json', '\n\n1,2,3,1\nnot-gzip']) {
+    for (const raw of ['', 'x', 'a\nb', 'a\n1\nmeta\n{}', 'a\nNaN\n1,2,3,0\n{}', '\n\n1,2,3,0\n{bad json', '\n\n1,2,3,1\nnot-gzip', 'a\n1\n1,2,3\n0,{}', 'a\n1,2\n1,2,3,0\n{}', 'a\x1fb\n1\n1,2,3,0\n{}']) {
       expect(() => decodeEntry(jsonCodec, Buffer.from(raw))).toThrow()
+      expect(() => decodeEntry(jsonCodec, Buffer.from(raw), knownTagLine(['a']))).toThrow()
+    }
+  })
+
+  it('reuses a known tag line only when the bytes match it exactly', () => {
+    const known = knownTagLine(['#ns:'])
+    const body = '5,6,4,0\n1'
+    expect(decodeEntry(jsonCodec, Buffer.from(`#ns:\n2\n${body}`), known).tags).toBe(known.tags)
+    for (const line of ['#ns:x', '#ns', '#nt:']) {
+      const e = decodeEntry(jsonCodec, Buffer.from(`${line}\n2\n${body}`), known)
+      expect(e.tags).toEqual([line])
+      expect(e).toMatchObject({ versions: [2], fresh: 5, hard: 6, created: 4, value: 1 })
     }
   })
 

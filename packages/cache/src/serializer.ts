@@ -123,35 +123,31 @@ export function knownTagLine(tags: string[]): KnownTagLine {
  * A first line equal to `known.line` reuses `known.tags`: no string or array for it per hit.
  */
 export function decodeEntry(codec: Codec, raw: Buffer, known?: KnownTagLine): StoredEntry {
-  const a = raw.indexOf(10)
+  const len = raw.length
+  const a = byteIndex(raw, 10, 0, len)
   if (a < 0) throw new Error('malformed cache entry: missing header lines')
-  const b = raw.indexOf(10, a + 1)
+  const b = byteIndex(raw, 10, a + 1, len)
   if (b < 0) throw new Error('malformed cache entry: missing header lines')
-  const c = raw.indexOf(10, b + 1)
+  const c = byteIndex(raw, 10, b + 1, len)
   if (c < 0) throw new Error('malformed cache entry: missing header lines')
-  const tags =
-    a === 0
-      ? []
-      : known !== undefined && a === known.line.length && raw.compare(known.line, 0, a, 0, a) === 0
-        ? known.tags
-        : raw.toString('utf8', 0, a).split('\x1f')
+  const tags = a === 0 ? [] : known !== undefined && sameBytes(raw, known.line, a) ? known.tags : raw.toString('utf8', 0, a).split('\x1f')
   // Versions and meta are ASCII integers: parsed from the bytes, no intermediate strings.
   const versions: number[] = []
   let from = a + 1
   if (b > from) {
     for (;;) {
-      let end = raw.indexOf(44, from)
-      if (end < 0 || end > b) end = b
+      let end = byteIndex(raw, 44, from, b)
+      if (end < 0) end = b
       versions.push(readInt(raw, from, end))
       if (end === b) break
       from = end + 1
     }
   }
   if (versions.length !== tags.length) throw new Error('malformed cache entry: tag versions')
-  const m1 = raw.indexOf(44, b + 1)
-  const m2 = m1 < 0 || m1 > c ? -1 : raw.indexOf(44, m1 + 1)
-  const m3 = m2 < 0 || m2 > c ? -1 : raw.indexOf(44, m2 + 1)
-  if (m3 < 0 || m3 > c) throw new Error('malformed cache entry: meta')
+  const m1 = byteIndex(raw, 44, b + 1, c)
+  const m2 = m1 < 0 ? -1 : byteIndex(raw, 44, m1 + 1, c)
+  const m3 = m2 < 0 ? -1 : byteIndex(raw, 44, m2 + 1, c)
+  if (m3 < 0) throw new Error('malformed cache entry: meta')
   const fresh = readInt(raw, b + 1, m1)
   const hard = readInt(raw, m1 + 1, m2)
   const created = readInt(raw, m2 + 1, m3)
@@ -164,6 +160,20 @@ export function decodeEntry(codec: Codec, raw: Buffer, known?: KnownTagLine): St
     else value = codec.decode(raw.subarray(c + 1))
   }
   return { value, tags, versions, fresh, hard, created, bytes: raw.length }
+}
+
+// The header is a few dozen bytes: a JS loop over them beats a native Buffer#indexOf /
+// Buffer#compare call per field (seven of them per hit showed up in the L2 hit profile).
+function byteIndex(raw: Buffer, byte: number, from: number, to: number): number {
+  for (let i = from; i < to; i++) if (raw[i] === byte) return i
+  return -1
+}
+
+/** `raw[0, n)` equals `line` (whose length must be n). */
+function sameBytes(raw: Buffer, line: Buffer, n: number): boolean {
+  if (line.length !== n) return false
+  for (let i = 0; i < n; i++) if (raw[i] !== line[i]) return false
+  return true
 }
 
 /** A non-negative (or `-`-prefixed) decimal integer in `raw[from, to)`; throws otherwise. */
