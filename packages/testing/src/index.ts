@@ -57,8 +57,10 @@ export {
 export type {
   /** Options of startRedisCluster(). */
   RedisClusterOptions,
-  /** `{ nodes, startupNodes, stop() }` */
+  /** `{ nodes, startupNodes, stop(), topology(), masterOf(key), waitUntilOk() }` */
   RedisCluster,
+  /** One node's role, slots and failure flag in topology(). */
+  ClusterNodeState,
 } from './redis-cluster.js'
 
 export {

@@ -1,4 +1,4 @@
-import { Cluster } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { describeWithRedis, type RedisCluster, startRedisCluster } from './index.js'
 
@@ -41,4 +41,45 @@ describeWithRedis('startRedisCluster', () => {
     await client.set('after-restart', '1')
     expect(await client.get('after-restart')).toBe('1')
   })
+})
+
+describeWithRedis('startRedisCluster with replicas: a killed master fails over', () => {
+  let cluster: RedisCluster
+  let client: Cluster
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ replicasPerMaster: 1 })
+    client = new Cluster(cluster.startupNodes as Array<{ host: string; port: number }>, { redisOptions: { maxRetriesPerRequest: 1 } })
+    client.on('error', () => {}) // the killed node's connection errors are expected
+  }, 60_000)
+  afterAll(async () => {
+    client?.disconnect()
+    await cluster?.stop()
+  })
+
+  it('reports 3 masters with a replica each, promotes the replica of a killed master, and takes the master back as a replica', async () => {
+    const before = await cluster.topology()
+    expect(before.filter((s) => s.role === 'master')).toHaveLength(3)
+    expect(before.filter((s) => s.role === 'replica')).toHaveLength(3)
+    expect(before.filter((s) => s.role === 'master').reduce((n, s) => n + s.slots.reduce((k, [a, b]) => k + b - a + 1, 0), 0)).toBe(16384)
+
+    const master = await cluster.masterOf('failover:key')
+    const replica = before.find((s) => s.role === 'replica' && s.masterPort === master.port)!.node
+    // Written straight to its master, and on the replica before the kill (replication is asynchronous).
+    const direct = new Redis(master.url)
+    await direct.set('failover:key', 'v1')
+    expect(await direct.wait(1, 5_000)).toBe(1)
+    direct.disconnect()
+
+    await master.kill()
+    await cluster.waitUntilOk({ timeoutMs: 30_000 })
+    expect((await cluster.masterOf('failover:key')).port).toBe(replica.port)
+    expect(await client.get('failover:key')).toBe('v1')
+
+    await master.restart()
+    await cluster.waitUntilOk({ timeoutMs: 30_000 })
+    const after = await cluster.topology()
+    const rejoined = after.find((s) => s.node === master)!
+    expect(rejoined).toMatchObject({ role: 'replica', failed: false, masterPort: replica.port })
+    expect(after.filter((s) => s.role === 'master')).toHaveLength(3)
+  }, 90_000)
 })
