@@ -131,19 +131,23 @@ export function decodeEntry(codec: Codec, raw: Buffer, known?: KnownTagLine): St
   const c = byteIndex(raw, 10, b + 1, len)
   if (c < 0) throw new Error('malformed cache entry: missing header lines')
   const tags = a === 0 ? [] : known !== undefined && sameBytes(raw, known.line, a) ? known.tags : raw.toString('utf8', 0, a).split('\x1f')
-  // Versions and meta are ASCII integers: parsed from the bytes, no intermediate strings.
-  const versions: number[] = []
+  // Versions and meta are ASCII integers: parsed from the bytes, no intermediate strings. One
+  // version per tag: sized up front (push() would give a one-tag entry room for 17).
+  const n = tags.length
+  const versions: number[] = new Array<number>(n)
   let from = a + 1
+  let count = 0
   if (b > from) {
     for (;;) {
       let end = byteIndex(raw, 44, from, b)
       if (end < 0) end = b
-      versions.push(readInt(raw, from, end))
+      if (count === n) throw new Error('malformed cache entry: tag versions')
+      versions[count++] = readInt(raw, from, end)
       if (end === b) break
       from = end + 1
     }
   }
-  if (versions.length !== tags.length) throw new Error('malformed cache entry: tag versions')
+  if (count !== n) throw new Error('malformed cache entry: tag versions')
   const m1 = byteIndex(raw, 44, b + 1, c)
   const m2 = m1 < 0 ? -1 : byteIndex(raw, 44, m1 + 1, c)
   const m3 = m2 < 0 ? -1 : byteIndex(raw, 44, m2 + 1, c)
