@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Answer, Exchange, ResponseHeaders } from './exchange.js'
 import { beginSend, endSend } from './send-contract.js'
-import type { MaybePromise, Pipeline } from './pipeline.js'
+import type { Pipeline } from './pipeline.js'
 import { createRouter } from './router.js'
 import { adoptWriteHeadArgs } from './node-capture.js'
 import { isHeaderRecord, mergeFeatureHeaders } from './head.js'
@@ -57,14 +57,13 @@ export function createNodeHandler(pipeline: Pipeline, routes: readonly NodeRoute
     bindResponse(pipeline, ex, res)
     const ctx = new Context(pipeline, ex, req, res, match?.params ?? EMPTY_PARAMS, hasSend, match?.value ?? notFound)
     // Stays synchronous while features answer synchronously: no promise or closure per request on that path.
-    let answer: MaybePromise<Answer | undefined>
     try {
-      answer = pipeline.request(ex)
+      const answer = pipeline.request(ex)
+      if (answer instanceof Promise) answer.then((a) => ctx.proceed(a)).catch((error: unknown) => ctx.fail(error))
+      else ctx.proceed(answer) // a handler that throws synchronously lands in the catch below
     } catch (error) {
-      return ctx.fail(error)
+      ctx.fail(error)
     }
-    if (answer instanceof Promise) answer.then((a) => ctx.proceed(a)).catch((error: unknown) => ctx.fail(error))
-    else ctx.proceed(answer)
   }
 }
 

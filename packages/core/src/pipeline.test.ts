@@ -155,6 +155,20 @@ describe('pipeline over real HTTP', () => {
     expect(warnings[0]).toContain('"broken"')
   })
 
+  it('a handler that throws (synchronously or not) answers 500 and the server keeps serving', async () => {
+    const { port } = await serve(
+      [{ name: 'sync', onRequest: () => undefined }],
+      [
+        { method: 'GET', path: '/throws', handler: () => { throw new Error('sync boom') } },
+        { method: 'GET', path: '/rejects', handler: async () => { throw new Error('async boom') } },
+        { method: 'GET', path: '/ok', handler: (_q, _s, ctx) => ctx.send(200, 'ok') },
+      ],
+    )
+    expect((await call(port, '/throws')).status).toBe(500)
+    expect((await call(port, '/rejects')).status).toBe(500)
+    expect((await call(port, '/ok')).body).toBe('ok')
+  })
+
   it('onSend sees and may replace the body', async () => {
     const stored: string[] = []
     const feature: Feature = {
