@@ -1,6 +1,6 @@
-// Several reference-app processes on one Redis and one PostgreSQL primary + replica, behind
-// scale/lb.ts. Shared by the CI tests (scale.int.test.ts) and the chaos/soak scripts.
-import { getFreePort, type PostgresCluster, type RedisServer, startPostgres, startRedis } from '@ri/testing'
+// Several reference-app processes on one Redis (or a Redis Cluster) and one PostgreSQL primary +
+// replica, behind scale/lb.ts. Shared by the CI tests (scale.int.test.ts) and the chaos/soak scripts.
+import { getFreePort, type PostgresCluster, type RedisCluster, type RedisServer, startPostgres, startRedis, startRedisCluster } from '@ri/testing'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { dirname, join } from 'node:path'
@@ -66,7 +66,10 @@ export async function waitUntil(what: string, check: () => Promise<boolean> | bo
 }
 
 export interface Fleet {
-  readonly redis: RedisServer
+  /** The one Redis (topology 'single'). */
+  readonly redis: RedisServer | undefined
+  /** The Redis Cluster (topology 'cluster'): the instances get REDIS_CLUSTER_NODES instead of REDIS_URL. */
+  readonly redisCluster: RedisCluster | undefined
   readonly pg: PostgresCluster
   readonly instances: Instance[]
   readonly lb: LoadBalancer
@@ -81,15 +84,25 @@ export interface FleetOptions {
   /** Readiness keeps failing this long after SIGTERM, while requests are still served (RI_DRAIN_DELAY_MS). */
   drainDelayMs?: number
   env?: Record<string, string>
+  /** 'single' (default): one redis-server; 'cluster': a 3-master Redis Cluster. */
+  redis?: 'single' | 'cluster'
+  /** Replicas per master for 'cluster' (default 1, so a killed master fails over). */
+  clusterReplicas?: number
 }
 
 const ready = async (url: string) => (await fetch(`${url}/health/ready`)).status === 200
 const busConnected = async (url: string) => /^ri_cache_bus_connected\{[^}]*\} 1$/m.test(await (await fetch(`${url}/metrics`)).text())
 
 export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
-  const [redis, pg] = await Promise.all([startRedis(), startPostgres({ replicas: 1 })])
+  const topology = options.redis ?? 'single'
+  const [redisAny, pg] = await Promise.all([
+    topology === 'cluster' ? startRedisCluster({ replicasPerMaster: options.clusterReplicas ?? 1 }) : startRedis(),
+    startPostgres({ replicas: 1 }),
+  ])
+  const redis = topology === 'single' ? (redisAny as RedisServer) : undefined
+  const redisCluster = topology === 'cluster' ? (redisAny as RedisCluster) : undefined
   const env = {
-    REDIS_URL: redis.url,
+    ...(redis ? { REDIS_URL: redis.url } : { REDIS_CLUSTER_NODES: redisCluster!.startupNodes.map((n) => `${n.host}:${n.port}`).join(',') }),
     DATABASE_URL: pg.primary.url,
     DATABASE_REPLICA_URLS: pg.replicas[0]!.url,
     ORDERS_SEED: '2000',
@@ -113,13 +126,14 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     await waitUntil('replica has the seed', async () => (await fetch(`${instances[0]!.url}/products/500`)).status === 200)
   } catch (error) {
     await Promise.allSettled(instances.map((i) => stopInstance(i)))
-    await Promise.allSettled([redis.stop(), pg.stop()])
+    await Promise.allSettled([redisAny.stop(), pg.stop()])
     throw error
   }
   const lb = await startLoadBalancer({ upstreams: instances.map((i) => i.url) })
 
   return {
     redis,
+    redisCluster,
     pg,
     instances,
     lb,
@@ -135,7 +149,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     async stop() {
       await lb.close()
       await Promise.allSettled(instances.map((i) => stopInstance(i)))
-      await Promise.allSettled([redis.stop(), pg.stop()])
+      await Promise.allSettled([redisAny.stop(), pg.stop()])
     },
   }
 }

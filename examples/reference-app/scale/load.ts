@@ -43,8 +43,14 @@ export function startLoad(base: string, options: { concurrency: number; maxMs: n
           body: spec.body,
           signal: AbortSignal.timeout(options.timeoutMs ?? 15_000),
         })
-        await res.arrayBuffer()
-        samples.push({ at, ms: now() - at, status: res.status })
+        if (res.status >= 500) {
+          // Keep what the server said: a 5xx in a long run is otherwise impossible to trace.
+          const text = await res.text()
+          samples.push({ at, ms: now() - at, status: res.status, error: `${spec.method ?? 'GET'} ${spec.path}: ${text.slice(0, 300)}` })
+        } else {
+          await res.arrayBuffer()
+          samples.push({ at, ms: now() - at, status: res.status })
+        }
       } catch (error) {
         samples.push({ at, ms: now() - at, status: 0, error: (error as Error).cause ? String((error as { cause: unknown }).cause) : (error as Error).message })
       }

@@ -120,8 +120,41 @@ describeWithPostgres('reference app: three instances behind a load balancer', ()
     for (const r of rows) {
       expect(r.lost, r.fault).toBe(0)
       expect(r.staleReads, r.fault).toBe(0)
+      expect(r.stalePreFault, r.fault).toBe(0)
       expect(r.recoveryMs, r.fault).not.toBeNull()
       expect(r.recoveryMs!, r.fault).toBeLessThan(30_000)
+      expect(r.errorRateAfter, r.fault).toBe(0)
     }
   }, 240_000)
+})
+
+// The same three instances on a 3-master Redis Cluster with a replica per master (cache L2 + bus
+// and throttle counters, REDIS_CLUSTER_NODES): the short form of `scale:chaos --cluster`.
+describeWithPostgres('reference app: three instances on a Redis Cluster, a master killed under load', () => {
+  let fleet: Fleet | undefined
+
+  beforeAll(async () => {
+    if (!requireService('redis')) return
+    fleet = await startFleet({ instances: 3, redis: 'cluster', clusterReplicas: 1 })
+  }, 180_000)
+  afterAll(async () => {
+    await fleet?.stop()
+  })
+
+  it('cluster master SIGKILLed, its replica promoted, restarted: no lost request, no stale read, no error once recovered', async () => {
+    if (!fleet) return
+    const { rows, samples } = await runChaos(fleet, { faultMs: 1_500, afterMs: 1_500, connections: 8, faults: ['cluster master SIGKILLed + restarted'] })
+    console.log(`${formatTable(rows)}\n${rows.map((r) => `${r.fault}: ${r.detail}`).join('\n')}\nJSON: ${writeReport('chaos-cluster', { rows, totalRequests: samples.length })}`)
+    expect(rows).toHaveLength(1)
+    const r = rows[0]!
+    expect(r.detail).toMatch(/replica promoted/)
+    expect(r.detail).toMatch(/back as replica/)
+    expect(r.requestsDuring).toBeGreaterThan(0)
+    expect(r.lost).toBe(0)
+    expect(r.staleReads).toBe(0)
+    expect(r.stalePreFault).toBe(0)
+    expect(r.recoveryMs).not.toBeNull()
+    expect(r.recoveryMs!).toBeLessThan(30_000)
+    expect(r.errorRateAfter).toBe(0)
+  }, 120_000)
 })
