@@ -210,7 +210,8 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
         const v = read.current[2 * i] ?? 0
         const d = read.current[2 * i + 1] ?? 0
         if (d > stored.versions[i]!) return null
-        if (v > stored.versions[i]!) tagState = TAGS_EXPIRED_LOCAL
+        // A version below the stored one means the tag's record was lost: not fresh either.
+        if (v !== stored.versions[i]!) tagState = TAGS_EXPIRED_LOCAL
       }
     }
     // A local invalidation not yet in Redis (it was unreachable) still applies.
@@ -772,7 +773,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
         return driver!.versions(tags).then((fetched) => afterL2(r.key, fetched === FAIL ? FAIL : { raw, current: fetched, entry }, r, r.entry, r.state))
       }
       const stored = entry.versions[i]!
-      if (st.v > stored || st.d > stored) current = false
+      if (st.v !== stored || st.d > stored) current = false
     }
     if (l1 !== undefined) return afterL2(r.key, { raw, current: NO_VERSIONS, entry, fromMap: true }, r, r.entry, r.state)
     // No L1 to fill: evaluate()'s verdict without building an L1 entry.

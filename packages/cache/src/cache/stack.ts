@@ -48,6 +48,9 @@ export function namespaceTag(name: string): string {
   return escapeTag(`#ns:${name}`)
 }
 
+/** How often invalidations that could not reach Redis are tried again while any are pending. */
+const PENDING_RETRY_MS = 250
+
 export function createStack(config: ResolvedConfig): Stack {
   const episodes = createEpisodes(config.logger)
   const origin = randomUUID()
@@ -56,6 +59,18 @@ export function createStack(config: ResolvedConfig): Stack {
   const namespaces = new Map<string, NamespaceHandle>()
   const pending: Array<{ tags: readonly string[]; mode: 'e' | 'd'; namespace: string; type: 'i' | 'c' }> = []
   let flushing = false
+  // Replays are also retried on a timer: a failed invalidation while the breaker stays closed (one
+  // timed-out command) or a replay that failed once would otherwise wait for an event (breaker
+  // closing, bus reconnecting) that may never come, and the write would never reach Redis.
+  let retry: NodeJS.Timeout | undefined
+  const scheduleFlush = () => {
+    if (retry !== undefined || pending.length === 0 || stack.closed) return
+    retry = setTimeout(() => {
+      retry = undefined
+      void flushPending()
+    }, PENDING_RETRY_MS)
+    retry.unref()
+  }
 
   const stack: Stack = {
     config,
@@ -91,6 +106,7 @@ export function createStack(config: ResolvedConfig): Stack {
         pending.push({ tags: list, mode, namespace, type })
         stack.counters.pendingInvalidations = pending.length
         episodes.begin('cache.invalidate', 'tag invalidation could not reach Redis; applied on this instance, will be replayed when Redis answers')
+        scheduleFlush()
         return
       }
       stack.tagEpoch++
@@ -98,6 +114,8 @@ export function createStack(config: ResolvedConfig): Stack {
     },
     async close() {
       stack.closed = true
+      if (retry !== undefined) clearTimeout(retry)
+      retry = undefined
       await stack.bus?.close()
       await stack.driver?.close()
     },
@@ -129,6 +147,7 @@ export function createStack(config: ResolvedConfig): Stack {
     } finally {
       stack.counters.pendingInvalidations = pending.length
       flushing = false
+      scheduleFlush()
     }
   }
 

@@ -36,7 +36,9 @@ export class TagVersions {
       if (st === undefined) return TAGS_UNKNOWN
       const stored = versions[i]!
       if (st.d > stored) return TAGS_DELETED
-      if (st.v > stored) result = TAGS_EXPIRED
+      // Below the stored version: the tag's record in Redis was lost (evicted, or a node restarted
+      // empty), so invalidations since may be gone too: never fresh.
+      if (st.v !== stored) result = TAGS_EXPIRED
     }
     return result
   }
