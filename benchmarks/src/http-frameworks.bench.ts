@@ -23,7 +23,7 @@ const frameworks: readonly Framework[] = [
 const pct = (r: number) => `${(r * 100).toFixed(0)} %`
 
 const bench: BenchFile = async ({ quick, progress }) => {
-  const timing = { seconds: quick ? 2 : 5, rounds: quick ? 3 : 5 }
+  const timing = { seconds: quick ? 1.5 : 5, rounds: quick ? 2 : 5 }
   const out: BenchComparison[] = []
 
   for (const fw of frameworks) {
