@@ -45,6 +45,8 @@ describe('HTTP RED metrics over a real server', () => {
       expect(count).toContain('http_server_request_duration_seconds_count{method="GET",route="/boom",status_code="503"} 1')
       expect(count).toContain('http_server_request_duration_seconds_count{method="_OTHER",route="__unmatched__",status_code="404"} 1')
       expect(scrape.body).not.toMatch(/route="\/users\/\d/)
+      // Under the cap nothing overflowed: no overflow series at all (not even a zero one).
+      expect(scrape.body).not.toContain('__overflow__')
       expect(scrape.body).not.toContain('nowhere')
       // Scrapes are not requests of the service.
       expect(scrape.body).not.toContain('route="/metrics"')

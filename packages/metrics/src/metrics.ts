@@ -242,11 +242,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const series = new Map<string, Map<string, Map<number, SeriesEntry>>>()
   let seriesCount = 0
   const overflowLabels = { method: OVERFLOW, route: OVERFLOW, status_code: OVERFLOW }
-  const overflowEntry: SeriesEntry = {
-    labels: overflowLabels,
-    series: duration.series(overflowLabels),
-    attributes: { 'http.request.method': '_OTHER', 'http.route': OVERFLOW },
-  }
+  // Created on the first overflow only: no zero-valued overflow series in every scrape.
+  let overflowEntry: SeriesEntry | undefined
+  const overflow = (): SeriesEntry =>
+    (overflowEntry ??= {
+      labels: overflowLabels,
+      series: duration.series(overflowLabels),
+      attributes: { 'http.request.method': '_OTHER', 'http.route': OVERFLOW },
+    })
   const droppedLabels = { metric: durationName }
   const entryFor = (method: string, route: string | undefined, status: number): SeriesEntry => {
     const r = route ?? unmatchedRoute
@@ -256,7 +259,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     if (hit) return hit
     if (seriesCount >= maxSeries) {
       dropped.inc(droppedLabels)
-      return overflowEntry
+      return overflow()
     }
     seriesCount++
     const labels = { method, route: r, status_code: String(status) }
