@@ -155,20 +155,45 @@ export interface FastCounter {
  * const c = createFastCounter(registry, { name: 'ri_throttle_decisions_total', help: '...', labelNames: ['rule'] })
  * c.inc({ rule: 'login' })
  */
-export function createFastCounter(registry: Registry<any>, options: { name: string; help: string; labelNames: readonly string[] }): FastCounter {
+export function createFastCounter(
+  registry: Registry<any>,
+  options: {
+    name: string
+    help: string
+    labelNames: readonly string[]
+    /** Series cap: later new label sets fold into one overflow series and call `onDrop`. */
+    cap?: { readonly max: number; readonly overflow: string; readonly onDrop: () => void }
+  },
+): FastCounter {
   const labelNames = options.labelNames
   const all = new Map<string, { labels: Record<string, string>; value: number }>()
   const none: Readonly<Record<string, string>> = Object.freeze({})
+  const cap = options.cap
+  let admitted = 0
+  let overflowSeries: { labels: Record<string, string>; value: number } | undefined
   const counter: FastCounter = {
     name: options.name,
     help: options.help,
     type: 'counter',
     aggregator: 'sum',
     inc(labels = none, value = 1) {
+      // One key per call finds the series and enforces the cap (no separate guard lookup).
       const key = seriesKey(labelNames, labels)
       const s = all.get(key)
       if (s !== undefined) s.value += value
-      else all.set(key, { labels: { ...labels }, value })
+      else if (cap === undefined || admitted < cap.max) {
+        admitted++
+        all.set(key, { labels: { ...labels }, value })
+      } else {
+        cap.onDrop()
+        if (overflowSeries === undefined) {
+          const labels: Record<string, string> = {}
+          for (const n of labelNames) labels[n] = cap.overflow
+          overflowSeries = { labels, value: 0 }
+          all.set(seriesKey(labelNames, labels), overflowSeries)
+        }
+        overflowSeries.value += value
+      }
     },
     async get() {
       const values: MetricValue[] = []
@@ -177,6 +202,8 @@ export function createFastCounter(registry: Registry<any>, options: { name: stri
     },
     reset() {
       all.clear()
+      admitted = 0
+      overflowSeries = undefined
     },
   }
   registry.registerMetric(counter as never)

@@ -1,7 +1,7 @@
 import type { RiEvents } from '@ri/core'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { createFastCounter } from './fast.js'
-import { createSeriesGuard } from './guard.js'
+import { createSeriesGuard, OVERFLOW } from './guard.js'
 
 /** Buckets for internal operations (loaders, queries, checks): 1 ms .. 10 s. */
 export const OPERATION_BUCKETS = Object.freeze([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
@@ -36,8 +36,15 @@ export function createSdkMetrics(ctx: SdkMetricsContext): SdkMetrics {
 
   // Counters sit on hot paths (a throttle decision or a cache read per request): fast counters.
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) => {
-    const metric = createFastCounter(ctx.registry, { name: p + name, help, labelNames })
-    return { metric, guard: guarded(p + name, labelNames) }
+    const droppedLabels = { metric: p + name }
+    const metric = createFastCounter(ctx.registry, {
+      name: p + name,
+      help,
+      labelNames,
+      cap: { max: ctx.maxSeries, overflow: OVERFLOW, onDrop: () => ctx.dropped.inc(droppedLabels) },
+    })
+    // The counter caps its own series with the key it builds anyway: no separate guard per event.
+    return { metric }
   }
   const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) => {
     const metric = new Gauge<L>({ name: p + name, help, labelNames, registers })
@@ -94,20 +101,19 @@ export function createSdkMetrics(ctx: SdkMetricsContext): SdkMetrics {
     subscribe(events) {
       const offs = [
         events.on('cache.get', (e) => {
-          const l = cacheRequests.guard.labels({ namespace: str(e.namespace), tier: str(e.tier), result: str(e.result) })
-          cacheRequests.metric.inc(l)
+          cacheRequests.metric.inc({ namespace: str(e.namespace), tier: str(e.tier), result: str(e.result) })
         }),
-        events.on('cache.set', (e) => cacheOps.metric.inc(cacheOps.guard.labels({ namespace: str(e.namespace), operation: 'set' }))),
-        events.on('cache.delete', (e) => cacheOps.metric.inc(cacheOps.guard.labels({ namespace: str(e.namespace), operation: 'delete' }))),
-        events.on('cache.invalidate', (e) => cacheOps.metric.inc(cacheOps.guard.labels({ namespace: str(e.namespace), operation: 'invalidate' }))),
-        events.on('cache.clear', (e) => cacheOps.metric.inc(cacheOps.guard.labels({ namespace: str(e.namespace), operation: 'clear' }))),
+        events.on('cache.set', (e) => cacheOps.metric.inc({ namespace: str(e.namespace), operation: 'set' })),
+        events.on('cache.delete', (e) => cacheOps.metric.inc({ namespace: str(e.namespace), operation: 'delete' })),
+        events.on('cache.invalidate', (e) => cacheOps.metric.inc({ namespace: str(e.namespace), operation: 'invalidate' })),
+        events.on('cache.clear', (e) => cacheOps.metric.inc({ namespace: str(e.namespace), operation: 'clear' })),
         events.on('cache.loader', (e) => {
           cacheLoader.metric.observe(cacheLoader.guard.labels({ namespace: str(e.namespace), outcome: str(e.outcome) }), seconds(e.durationMs))
         }),
-        events.on('cache.l2.error', (e) => cacheL2Errors.metric.inc(cacheL2Errors.guard.labels({ namespace: str(e.namespace), operation: str(e.operation) }))),
+        events.on('cache.l2.error', (e) => cacheL2Errors.metric.inc({ namespace: str(e.namespace), operation: str(e.operation) })),
         events.on('cache.l2.circuit', (e) => setCircuit(e.state)),
         events.on('cache.bus.message', (e) => {
-          busMessages.metric.inc(busMessages.guard.labels({ direction: str(e.direction), type: str(e.type) }))
+          busMessages.metric.inc({ direction: str(e.direction), type: str(e.type) })
           if (typeof e.lagMs === 'number' && Number.isFinite(e.lagMs)) busLag.metric.observe(seconds(e.lagMs))
         }),
         events.on('cache.bus.state', (e) => {
@@ -115,7 +121,7 @@ export function createSdkMetrics(ctx: SdkMetricsContext): SdkMetrics {
           else busConnected.metric.set(e.state === 'connected' ? 1 : 0)
         }),
         events.on('throttle.decision', (e) => {
-          throttleDecisions.metric.inc(throttleDecisions.guard.labels({ rule: str(e.rule), result: str(e.result), store: str(e.store) }))
+          throttleDecisions.metric.inc({ rule: str(e.rule), result: str(e.result), store: str(e.store) })
         }),
         events.on('throttle.insurance', (e) => {
           if (e.state === 'engaged') insuranceFallbacks.metric.inc()
@@ -124,9 +130,9 @@ export function createSdkMetrics(ctx: SdkMetricsContext): SdkMetrics {
         events.on('db.query', (e) => {
           const role = str(e.role)
           dbQueries.metric.observe(dbQueries.guard.labels({ role, node: str(e.node), outcome: e.ok ? 'ok' : 'error' }), seconds(e.durationMs))
-          dbRouted.metric.inc(dbRouted.guard.labels({ role, reason: str(e.reason) }))
+          dbRouted.metric.inc({ role, reason: str(e.reason) })
         }),
-        events.on('db.fallback', (e) => dbFallbacks.metric.inc(dbFallbacks.guard.labels({ reason: str(e.reason) }))),
+        events.on('db.fallback', (e) => dbFallbacks.metric.inc({ reason: str(e.reason) })),
         events.on('db.replica.lag', (e) => {
           const node = str(e.node)
           // -1 means the probe could not measure it: keep the last known value.
@@ -136,7 +142,7 @@ export function createSdkMetrics(ctx: SdkMetricsContext): SdkMetrics {
         events.on('db.replica.state', (e) => {
           const node = str(e.node)
           dbHealthy.metric.set(dbHealthy.guard.labels({ node }), e.healthy ? 1 : 0)
-          dbStateChanges.metric.inc(dbStateChanges.guard.labels({ node, reason: str(e.reason) }))
+          dbStateChanges.metric.inc({ node, reason: str(e.reason) })
         }),
         events.on('health.check', (e) => {
           const check = str(e.name)
@@ -148,7 +154,7 @@ export function createSdkMetrics(ctx: SdkMetricsContext): SdkMetrics {
         events.on('health.state', (e) => setLifecycle(e.state)),
         events.on('health.degradation', (e) => degraded.metric.set(degraded.guard.labels({ component: str(e.component) }), e.degraded ? 1 : 0)),
         events.on('slowlog.slow', (e) => {
-          slow.metric.inc(slow.guard.labels({ method: str(e.method), route: e.route ?? ctx.unmatchedRoute }))
+          slow.metric.inc({ method: str(e.method), route: e.route ?? ctx.unmatchedRoute })
         }),
       ]
       return () => {
