@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { isHeaderRecord, mergeFeatureHeaders } from './head.js'
+import { applyFeatureHeaders, isHeaderRecord, mergeFeatureHeaders } from './head.js'
 
 const holder = (set: Record<string, unknown> = {}) => ({
   hasHeader: (n: string) => n in set,
@@ -29,5 +29,14 @@ describe('mergeFeatureHeaders', () => {
     expect(isHeaderRecord(['a', '1'])).toBe(false)
     expect(isHeaderRecord(undefined)).toBe(false)
     expect(isHeaderRecord(null)).toBe(false)
+  })
+})
+
+describe('applyFeatureHeaders', () => {
+  it("sets what the response lacks, keeps the handler's values and appends Set-Cookie", () => {
+    const set: Record<string, unknown> = { 'x-dup': 'handler', 'set-cookie': 'h=1' }
+    const res = { ...holder(set), setHeader: (n: string, v: unknown) => void (set[n] = v) }
+    applyFeatureHeaders(res, { 'x-dup': 'feature', 'x-new': 'f', 'set-cookie': ['f=2'] })
+    expect(set).toEqual({ 'x-dup': 'handler', 'x-new': 'f', 'set-cookie': ['h=1', 'f=2'] })
   })
 })

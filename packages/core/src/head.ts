@@ -35,6 +35,22 @@ export function mergeFeatureHeaders(record: Readonly<Record<string, unknown>>, f
   return merged
 }
 
+/**
+ * Applies feature headers to a response with `setHeader` (Node's `ServerResponse`, duck-typed):
+ * the handler's own value wins for ordinary headers, but `set-cookie` is appended so a feature's
+ * cookie (read-your-writes position, session) never replaces the handler's, nor the other way round.
+ *
+ * @example
+ * applyFeatureHeaders(res, ex.responseHeaders) // right before the head is written
+ */
+export function applyFeatureHeaders(res: HeaderHolder & { setHeader(name: string, value: string | string[]): unknown }, headers: ResponseHeaders): void {
+  for (const name in headers) {
+    const value = headers[name]!
+    if (!res.hasHeader(name)) res.setHeader(name, value)
+    else if (name === 'set-cookie') res.setHeader(name, [...toList(res.getHeader(name)), ...toList(value)])
+  }
+}
+
 /** True for the plain-object form of writeHead's headers (not the raw `[name, value, ...]` array). */
 export function isHeaderRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)

@@ -4,7 +4,9 @@ import { beginSend, endSend } from './send-contract.js'
 import type { Pipeline } from './pipeline.js'
 import { createRouter } from './router.js'
 import { adoptWriteHeadArgs } from './node-capture.js'
-import { isHeaderRecord, mergeFeatureHeaders } from './head.js'
+import { applyFeatureHeaders, isHeaderRecord, mergeFeatureHeaders } from './head.js'
+
+export { applyFeatureHeaders }
 
 /** What a plain node:http route handler receives besides `req`/`res`. */
 export interface NodeContext {
@@ -211,23 +213,6 @@ export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerRespon
     return writeHeadWith(this, b, args)
   } as ServerResponse['writeHead']
   res.once('close', () => pipeline.finish(ex, finishInfo(res)))
-}
-
-/**
- * Applies feature headers: the handler's own value wins for ordinary headers, but `set-cookie`
- * is appended so a feature's cookie (read-your-writes position, session) never replaces the
- * handler's, nor the other way round.
- */
-export function applyFeatureHeaders(res: ServerResponse, headers: ResponseHeaders): void {
-  for (const name in headers) {
-    const value = headers[name]!
-    if (!res.hasHeader(name)) res.setHeader(name, value)
-    else if (name === 'set-cookie') {
-      const current = res.getHeader(name)
-      const list = Array.isArray(current) ? current : current === undefined ? [] : [String(current)]
-      res.setHeader(name, [...list, ...(Array.isArray(value) ? value : [value])])
-    }
-  }
 }
 
 /** Writes a feature's early answer. */

@@ -9,6 +9,7 @@ import {
   type Exchange,
   type Feature,
   type HeaderValue,
+  applyFeatureHeaders,
   isHeaderRecord,
   mergeFeatureHeaders,
   type MaybePromise,
@@ -111,7 +112,6 @@ interface Outgoing {
   getHeader(name: string): unknown
 }
 
-const toList = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)])
 
 const isPromise = <T>(v: MaybePromise<T>): v is Promise<T> => typeof (v as Promise<T> | undefined)?.then === 'function'
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
@@ -222,12 +222,7 @@ function riWriteHead(this: BoundOutgoing, ...args: unknown[]): unknown {
   const record = args[at]
   // node-server hands the Response's headers to writeHead as a record: ri's join it there.
   if (isHeaderRecord(record)) args[at] = mergeFeatureHeaders(record, rh, this)
-  else {
-    for (const name in rh) {
-      if (name === 'set-cookie') this.setHeader(name, [...toList(this.getHeader(name)), ...toList(rh[name])])
-      else if (!this.hasHeader(name)) this.setHeader(name, rh[name]!)
-    }
-  }
+  else applyFeatureHeaders(this, rh)
   return b.writeHead.apply(this, args)
 }
 
