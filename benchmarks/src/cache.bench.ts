@@ -133,8 +133,8 @@ async function l1(ctx: BenchContext): Promise<BenchComparison[]> {
   }
   const key = (i: number) => KEYS[i % 1_000]!
   const load = () => value(0)
-  const ms = ctx.quick ? 100 : 300
-  const rounds = ctx.quick ? 7 : 21
+  const ms = ctx.quick ? 70 : 300
+  const rounds = ctx.quick ? 5 : 21
   const get = await measureAll(
     [
       ['raw lru-cache.get (awaited)', async (i) => lru.get(key(i))],

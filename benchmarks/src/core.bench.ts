@@ -8,7 +8,7 @@ const bench: BenchFile = async ({ quick, progress }) => {
       { name: 'bare node:http', module: 'core', server: 'bare', path: '/users/1' },
       { name: 'ri core pipeline (node binding, no features)', module: 'core', server: 'riPipeline', path: '/users/1' },
     ],
-    { seconds: quick ? 2 : 5, rounds: quick ? 3 : 5, progress },
+    { seconds: quick ? 1 : 5, rounds: quick ? 3 : 5, progress },
   )
   const r = subjects[1]!.opsPerSec / subjects[0]!.opsPerSec
   return [

@@ -219,7 +219,7 @@ async function measureAll(ctx: BenchContext, targets: Target[], admin: Redis, ro
 
 const bench: BenchFile = async (ctx) => {
   const rounds = ctx.quick ? 2 : 5
-  const secondsPerRound = ctx.quick ? 1.5 : 2
+  const secondsPerRound = ctx.quick ? 1 : 2
   const server = await startRedis()
   const redis = new Redis(server.url, { maxRetriesPerRequest: 1 })
   const admin = new Redis(server.url, { maxRetriesPerRequest: 1 })

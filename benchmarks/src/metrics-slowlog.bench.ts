@@ -142,7 +142,7 @@ async function inProcess(quick: boolean): Promise<{ empty: number; features: num
     p.headers(ex)
     p.finish(ex, { status: 200 })
   }
-  const n = quick ? 50_000 : 200_000
+  const n = quick ? 25_000 : 200_000
   const best = { empty: 0, features: 0 }
   for (let round = 0; round < 5; round++) {
     for (const key of ['empty', 'features'] as const) {
@@ -160,7 +160,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const bench: BenchFile = async (ctx: BenchContext): Promise<BenchComparison[]> => {
   // Many short interleaved rounds, ratios taken within a round: on a shared machine the load
   // drifts, and neighbouring measurements drift together.
-  const seconds = ctx.quick ? 1.5 : 5
+  const seconds = ctx.quick ? 1 : 5
   const rounds = ctx.quick ? 3 : 7
   const keys = Object.keys(SUBJECTS) as SubjectKey[]
   const servers = new Map<SubjectKey, { port: number; child: ChildProcess }>()

@@ -37,8 +37,10 @@ const status = (msg: string) => {
 
 const comparisons: BenchComparison[] = []
 const failures: string[] = []
+const seconds: Record<string, number> = {}
 for (const [i, file] of files.entries()) {
   status(`(${i + 1}/${files.length}) ${file}`)
+  const fileStarted = Date.now()
   try {
     const mod = (await import(pathToFileURL(join(here, file)).href)) as { default: BenchFile }
     const result = await mod.default({ quick, progress: (m) => status(`(${i + 1}/${files.length}) ${file}: ${m}`) })
@@ -47,11 +49,13 @@ for (const [i, file] of files.entries()) {
     failures.push(file)
     console.error(`\n✖ ${file} failed:`, error)
   }
+  seconds[file] = Math.round((Date.now() - fileStarted) / 100) / 10
 }
+const totalSeconds = Math.round((Date.now() - started) / 1000)
 if (process.stdout.isTTY) process.stdout.write('\n')
 
 mkdirSync(join(resultsDir, 'charts'), { recursive: true })
-writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify({ machine, comparisons }, null, 2)}\n`)
+writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify({ machine, seconds: { total: totalSeconds, ...seconds }, comparisons }, null, 2)}\n`)
 writeFileSync(join(resultsDir, 'latest.md'), renderMarkdown(comparisons, machine, quick))
 for (const c of comparisons) writeFileSync(join(resultsDir, 'charts', `${c.id}.svg`), renderSvg(c))
 
@@ -68,7 +72,8 @@ for (const c of comparisons) {
   )
   if (c.target) console.log(`target: ${c.target.text} -> ${c.target.met ? 'met' : 'NOT met'}`)
 }
-console.log(`\nwrote ${join('benchmarks', 'results', 'latest.md')} and ${comparisons.length} chart(s) in ${((Date.now() - started) / 1000).toFixed(0)} s`)
+console.log(`\n${Object.entries(seconds).map(([f, s]) => `${f} ${s} s`).join(', ')}`)
+console.log(`wrote ${join('benchmarks', 'results', 'latest.md')} and ${comparisons.length} chart(s) in ${totalSeconds} s`)
 if (failures.length > 0) {
   console.error(`${failures.length} benchmark file(s) failed: ${failures.join(', ')}`)
   process.exit(1)

@@ -4,7 +4,7 @@
  * `results/latest.json` and the Markdown/SVG report.
  */
 export interface BenchContext {
-  /** `pnpm bench --quick`: a short pass (the whole suite in about two minutes). */
+  /** `pnpm bench --quick`: a short pass (the whole suite in under two minutes). */
   readonly quick: boolean
   /** Progress line for the live display. */
   progress(message: string): void
