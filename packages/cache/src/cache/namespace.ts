@@ -209,8 +209,12 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
       for (let i = 0; i < n; i++) {
         const v = read.current[2 * i] ?? 0
         const d = read.current[2 * i + 1] ?? 0
+        // v = 0: the tag's record is missing in Redis (lost: evicted, flushed, a failover). Its
+        // invalidations may be lost with it, so the entry counts as deleted, not even stale.
+        if (!(v > 0)) return null
         if (d > stored.versions[i]!) return null
-        // A version below the stored one means the tag's record was lost: not fresh either.
+        // A version below the stored one (a record recreated by a server whose clock is behind, or
+        // one from before versions started at TIME): not fresh either.
         if (v !== stored.versions[i]!) tagState = TAGS_EXPIRED_LOCAL
       }
     }
@@ -259,7 +263,9 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     const tags = entry.tags
     for (let i = 0; i < tags.length; i++) {
       const st = tagVersions.get(tags[i]!)
-      if (st === undefined || st.pending) {
+      // Stored above the known version: this instance has not heard of a newer version yet (the
+      // bus message is on its way, or the record was recreated): Redis decides, not the map.
+      if (st === undefined || st.pending || entry.versions[i]! > st.v) {
         const fetched = await driver!.versions(tags)
         return fetched === FAIL ? FAIL : { raw, current: fetched, entry }
       }
@@ -659,6 +665,10 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
               return ev.entry.value as T
             }
             stale = ev.entry
+          } else if (stale?.tags !== undefined && tagVersions.check(stale.tags, stale.versions!) === TAGS_DELETED) {
+            // The read just taught us a tag was deleted (or its record lost): the L1 copy is
+            // no fallback either.
+            stale = undefined
           }
         }
       }
@@ -769,10 +779,11 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     let current = true
     for (let i = 0; i < tags.length; i++) {
       const st = tagVersions.get(tags[i]!)
-      if (st === undefined || st.pending) {
+      const stored = entry.versions[i]!
+      // Unknown, pending, or stored above the known version (see fastRead): ask Redis.
+      if (st === undefined || st.pending || stored > st.v) {
         return driver!.versions(tags).then((fetched) => afterL2(r.key, fetched === FAIL ? FAIL : { raw, current: fetched, entry }, r, r.entry, r.state))
       }
-      const stored = entry.versions[i]!
       if (st.v !== stored || st.d > stored) current = false
     }
     if (l1 !== undefined) return afterL2(r.key, { raw, current: NO_VERSIONS, entry, fromMap: true }, r, r.entry, r.state)

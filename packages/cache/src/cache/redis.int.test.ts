@@ -245,8 +245,12 @@ describeWithRedis('cache over real Redis (L1 + L2 + bus)', () => {
     expect(await c.get('corrupt')).toBeUndefined()
     expect(await c.get('garbage')).toBeUndefined()
     expect(await c.getOrSet('corrupt', () => 'reloaded')).toBe('reloaded')
+    // A hand-written entry under the current version of the namespace tag (the reload above
+    // created its record): an entry whose tag record is missing counts as deleted.
+    const ns = await admin.hget(`${prefix}t:{#ns:}`, 'v')
+    expect(Number(ns)).toBeGreaterThan(0)
     const now = Date.now()
-    await admin.set(`${prefix}j1::{evil}`, `#ns:\n0\n${now + 60_000},${now + 60_000},${now},0\n{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"ok":1}`)
+    await admin.set(`${prefix}j1::{evil}`, `#ns:\n${ns}\n${now + 60_000},${now + 60_000},${now},0\n{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"ok":1}`)
     const v = (await c.get<Record<string, unknown>>('evil'))!
     expect(v.ok).toBe(1)
     expect(Object.getPrototypeOf(v)).toBe(Object.prototype)
@@ -355,8 +359,7 @@ describeWithRedis('cache over real Redis (L1 + L2 + bus)', () => {
   })
 
   it('a tag record lost in Redis (eviction, a node restarted empty) does not make entries written after an invalidation fresh again', async () => {
-    // Known limit: an entry written before the tag's first invalidation carries version 0, which a
-    // recreated record also has; that case needs versions that never restart (not done yet).
+    // Entries written before the first invalidation: see 'a tag record lost in Redis: ...' below.
     fresh()
     const a = await instance()
     await a.invalidateTags(['p1'])
@@ -368,6 +371,52 @@ describeWithRedis('cache over real Redis (L1 + L2 + bus)', () => {
     expect(await b.get('k2')).toBeUndefined()
     expect(await b.getOrSet('k2', () => 'reloaded', { tags: ['p1'] })).toBe('reloaded')
     expect(await b.get('k2')).toBe('reloaded')
+  })
+
+  it('tag versions never restart: a record recreated after it was lost starts above every version before; bus messages carry them exactly', async () => {
+    fresh()
+    const a = await instance()
+    const key = `${prefix}t:{v}`
+    const sub = admin.duplicate()
+    sub.on('error', () => {})
+    const seen: Array<{ g: string[]; v: number[] }> = []
+    try {
+      await sub.subscribe(`${prefix}bus`)
+      sub.on('message', (_channel: string, text: string) => {
+        const m = JSON.parse(text) as { y: string; g?: string[]; v?: number[] }
+        if (m.y === 'i' && m.g?.[0] === 'v') seen.push({ g: m.g, v: m.v! })
+      })
+      const read = async () => {
+        const h = await admin.hgetall(key)
+        return { v: Number(h.v), d: Number(h.d) }
+      }
+      await a.invalidateTags(['v'])
+      const first = await read()
+      await admin.del(key)
+      await a.invalidateTags(['v'])
+      const second = await read()
+      expect(second.v).toBeGreaterThan(first.v)
+      // recreated at the server's TIME (microseconds) before the bump: older entries are deleted
+      expect(second.d).toBe(second.v - 1)
+      expect(Number.isSafeInteger(second.v)).toBe(true)
+      await a.invalidateTags(['v'], { mode: 'delete' })
+      const third = await read()
+      expect(third).toEqual({ v: second.v + 1, d: second.v + 1 })
+      // a write creates a missing record too, with v = d
+      await admin.del(key)
+      await a.set('k', 1, { tags: ['v'] })
+      const fourth = await read()
+      expect(fourth.v).toBeGreaterThan(third.v)
+      expect(fourth.d).toBe(fourth.v)
+      await until(() => seen.length === 3)
+      expect(seen.map((m) => m.v)).toEqual([
+        [first.v, first.d],
+        [second.v, second.d],
+        [third.v, third.d],
+      ])
+    } finally {
+      sub.disconnect()
+    }
   })
 
   it('Redis paused (slow): nothing hangs beyond the command timeout', async () => {
@@ -439,6 +488,76 @@ describeWithRedis('cache over real Redis (L1 + L2 + bus)', () => {
       expect(await b.getMany(['p', 'q'])).toEqual([undefined, 'v1'])
       await a.invalidateTags(['t4'], { mode: 'delete' })
       expect(await b.getMany(['q'])).toEqual([undefined])
+    })
+
+    it('a tag record lost in Redis: entries stored under any earlier version are deleted (not fresh, no stale fallback); later writes and invalidations work', async () => {
+      fresh()
+      const direct = topology === TOPOLOGIES[0] ? admin : newCluster()
+      const tagKey = `${prefix}t:{t}`
+      const a = await on({ grace: '1m' })
+      await a.set('A', 'written before any invalidation', { tags: ['t'] })
+      await a.invalidateTags(['t'])
+      await a.set('B', 'written after the invalidation', { tags: ['t'] })
+      const before = Number(await direct.hget(tagKey, 'v'))
+      expect(await direct.del(tagKey)).toBe(1)
+      // new instances: one with the bus (L1), one reading every tag version from Redis
+      const [b, n] = await Promise.all([on({ grace: '1m' }), on({ grace: '1m', bus: false, l1: false })])
+      for (const c of [b, n]) {
+        expect(await c.get('A')).toBeUndefined()
+        expect(await c.get('B')).toBeUndefined()
+        expect(await c.getMany(['A', 'B'])).toEqual([undefined, undefined])
+        expect(await c.getEntry('A')).toBeUndefined()
+      }
+      // deleted, not expired: no stale fallback when the reload fails
+      await expect(n.getOrSet('A', () => Promise.reject(new Error('db down')), { tags: ['t'] })).rejects.toThrow('db down')
+      await expect(b.getOrSet('B', () => Promise.reject(new Error('db down')), { tags: ['t'] })).rejects.toThrow('db down')
+      // the instance that wrote them (it knows every invalidation from its bus) still has A expired
+      expect(await a.get('A')).toBeUndefined()
+
+      // getOrSet reloads; the write recreates the record above every version before: fresh everywhere
+      expect(await b.getOrSet('A', () => 'reloaded', { tags: ['t'] })).toBe('reloaded')
+      expect(Number(await direct.hget(tagKey, 'v'))).toBeGreaterThan(before)
+      expect(await b.get('A')).toBe('reloaded')
+      expect(await n.get('A')).toBe('reloaded')
+      await until(async () => (await a.get('A')) === 'reloaded', 2_000)
+      expect(await n.get('B')).toBeUndefined() // stored under the lost record: still deleted
+      const c = await on({ grace: '1m' })
+      expect(await c.get('A')).toBe('reloaded')
+
+      // a later invalidation still works (expire: a stale fallback again)
+      await a.invalidateTags(['t'])
+      for (const x of [a, b, c]) await until(async () => (await x.get('A')) === undefined, 2_000)
+      expect(await n.get('A')).toBeUndefined()
+      expect(await n.getOrSet('A', () => Promise.reject(new Error('db down')), { tags: ['t'] })).toBe('reloaded')
+      expect(await c.getOrSet('A', () => 'again', { tags: ['t'] })).toBe('again')
+      await until(async () => (await b.get('A')) === 'again', 2_000)
+      expect(await n.get('A')).toBe('again')
+    })
+
+    it('tag versions never restart: invalidate, lose the record, invalidate -> a greater version', async () => {
+      fresh()
+      const direct = topology === TOPOLOGIES[0] ? admin : newCluster()
+      const tagKey = `${prefix}t:{v}`
+      const a = await on()
+      await a.invalidateTags(['v'])
+      const first = Number(await direct.hget(tagKey, 'v'))
+      await direct.del(tagKey)
+      await a.invalidateTags(['v'], { mode: 'delete' })
+      const second = await direct.hgetall(tagKey)
+      expect(Number(second.v)).toBeGreaterThan(first)
+      expect(Number(second.d)).toBe(Number(second.v))
+      await direct.del(tagKey)
+      await a.set('k', 'v1', { tags: ['v'] }) // a write recreates it too
+      const third = await direct.hgetall(tagKey)
+      expect(Number(third.v)).toBeGreaterThan(Number(second.v))
+      expect(third.d).toBe(third.v)
+      // `a` observed the lost record's version before writing: what happened since is unknown, so
+      // the value is stored under that version, already deleted; the next write is fresh.
+      const b = await on({ bus: false, l1: false })
+      expect(await b.get('k')).toBeUndefined()
+      await a.set('k', 'v2', { tags: ['v'] })
+      expect(await b.get('k')).toBe('v2')
+      expect(await direct.hgetall(tagKey)).toEqual(third)
     })
 
     it('expire-by-tag keeps the value as a stale fallback in L2; delete-by-tag does not', async () => {

@@ -179,9 +179,8 @@ export function createStack(config: ResolvedConfig): Stack {
             const ver = Number(v[2 * i])
             const del = Number(v[2 * i + 1])
             if (typeof tag !== 'string' || !Number.isSafeInteger(ver) || !Number.isSafeInteger(del)) continue
-            const st = tags.get(tag)
-            // Messages may cross: never move a version backwards.
-            if (st === undefined || !st.pending) tags.set(tag, Math.max(ver, st?.v ?? 0), Math.max(del, st?.d ?? 0))
+            // Messages may cross: never moves a version backwards (see TagVersions.advance).
+            tags.advance(tag, ver, del)
           }
           if (msg.y === 'i') return
         }

@@ -12,6 +12,12 @@ export const TAGS_DELETED = 2
 export const TAGS_UNKNOWN = 3
 
 /**
+ * `d` of a tag whose record Redis has lost (a read found it missing, which reads as v = 0): every
+ * entry carrying it counts as deleted, here as in Redis, until a real version replaces it.
+ */
+const LOST = Number.POSITIVE_INFINITY
+
+/**
  * Tag versions held in memory so an L1 hit checks tags with no round trip. Bounded (oldest
  * inserted first out); a tag that is not here makes its entries "unknown", which sends them to
  * L2 (or, without L2, makes them a miss): forgetting is always safe.
@@ -36,15 +42,22 @@ export class TagVersions {
       if (st === undefined) return TAGS_UNKNOWN
       const stored = versions[i]!
       if (st.d > stored) return TAGS_DELETED
-      // Below the stored version: the tag's record in Redis was lost (evicted, or a node restarted
-      // empty), so invalidations since may be gone too: never fresh.
+      // Below the stored version: this map is behind Redis (a message on its way; L2 reads then
+      // ask Redis), or the record was recreated below it (a server clock behind): never fresh.
       if (st.v !== stored) result = TAGS_EXPIRED
     }
     return result
   }
 
-  /** Records versions read from Redis (authoritative unless a local invalidation is pending). */
+  /**
+   * Records versions read from Redis (authoritative unless a local invalidation is pending).
+   * v = 0 is how a missing record reads (no record ever holds 0): the tag is marked lost.
+   */
   set(tag: string, v: number, d: number): void {
+    if (!(v > 0)) {
+      v = 0
+      d = LOST
+    }
     const st = this.map.get(tag)
     if (st !== undefined) {
       if (st.pending) return
@@ -55,6 +68,25 @@ export class TagVersions {
     this.insert(tag, { v, d, pending: false })
   }
 
+  /**
+   * Versions a bus message carries (from an invalidation: never 0). Messages may cross, so a
+   * version never moves backwards, except out of the lost state: a record recreated after the
+   * loss starts above every version handed out before it.
+   */
+  advance(tag: string, v: number, d: number): void {
+    if (!(v > 0)) return
+    const st = this.map.get(tag)
+    if (st === undefined) return this.insert(tag, { v, d, pending: false })
+    if (st.pending) return
+    if (st.d === LOST) {
+      st.v = v
+      st.d = d
+      return
+    }
+    st.v = Math.max(st.v, v)
+    st.d = Math.max(st.d, d)
+  }
+
   /** Current version of `tag`, registering it at 0 when unknown (L1-only and degraded writes). */
   ensure(tag: string): number {
     const st = this.map.get(tag)
@@ -63,13 +95,13 @@ export class TagVersions {
     return 0
   }
 
-  /** Versions observed before a load, `-1` where unknown. */
+  /** Versions observed before a load, `-1` where unknown (or lost: the write creates the record). */
   observe(tags: readonly string[], register = false): string {
     let out = ''
     for (let i = 0; i < tags.length; i++) {
       if (register) this.ensure(tags[i]!)
       const st = this.map.get(tags[i]!)
-      out += (i === 0 ? '' : ',') + (st === undefined || st.pending ? -1 : st.v)
+      out += (i === 0 ? '' : ',') + (st === undefined || st.pending || st.d === LOST ? -1 : st.v)
     }
     return out
   }

@@ -5,14 +5,17 @@ import type { Redis } from 'ioredis'
 import type { RedisLike } from '../options.js'
 import type { StoredEntry } from '../serializer.js'
 import { createCircuitBreaker, type CircuitBreaker } from './circuit.js'
-import { ACQUIRE, ACQUIRE_LOCAL, BUMP, DELETE, INVALIDATE, READ, RELEASE, SET_LOCAL, WRITE } from './scripts.js'
+import { ACQUIRE, ACQUIRE_LOCAL, BUMP, DELETE, ENSURE, INVALIDATE, READ, RELEASE, SET_LOCAL, WRITE } from './scripts.js'
 import { keySlot } from './slot.js'
 
 /** Returned instead of throwing when Redis failed, timed out or the circuit is open. */
 export const FAIL: unique symbol = Symbol('ri.cache.l2.fail')
 export type Fail = typeof FAIL
 
-/** A raw read: the stored bytes and the current {v, d} of each of its tags (flat). */
+/**
+ * A raw read: the stored bytes and the current {v, d} of each of its tags (flat). A tag whose
+ * record is missing in Redis reads as v = 0 (see scripts.ts): the entry is then deleted.
+ */
 export interface RawRead {
   readonly raw: Buffer
   readonly current: number[]
@@ -56,7 +59,7 @@ export interface L2Driver {
    * rejects the returned promise.
    */
   getThen<C, T>(key: string, then: (raw: Buffer | null | Fail, ctx: C) => T | PromiseLike<T>, ctx: C): Promise<T>
-  /** Current {v, d} of each tag (flat), one pipelined round trip. */
+  /** Current {v, d} of each tag (flat; 0, 0 for a missing record), one pipelined round trip. */
   versions(tags: readonly string[]): Promise<number[] | Fail>
   readMany(keys: readonly string[]): Promise<Array<RawRead | null> | Fail>
   write(cmd: WriteCommand): Promise<number[] | Fail>
@@ -79,6 +82,7 @@ interface ScriptClient {
   riCacheAcquireBuffer(lockKey: string, valueKey: string, token: string, lease: number, tagPrefix: string): Promise<[number, ...Array<Buffer | number>]>
   riCacheRelease(lockKey: string, token: string): Promise<number>
   riCacheBump(tagKey: string, mode: string): Promise<[number, number]>
+  riCacheEnsure(tagKey: string): Promise<[number, number]>
   riCacheSetLocal(key: string, lockKey: string, px: number, body: string | Buffer, token: string, channel: string, message: string): Promise<number>
   riCacheAcquireLocalBuffer(lockKey: string, valueKey: string, token: string, lease: number): Promise<[number, (Buffer | number)?]>
 }
@@ -108,6 +112,7 @@ function defineScripts(client: RedisLike): void {
   client.defineCommand('riCacheRelease', { numberOfKeys: 1, lua: RELEASE })
   client.defineCommand('riCacheDelete', { lua: DELETE })
   client.defineCommand('riCacheBump', { numberOfKeys: 1, lua: BUMP })
+  client.defineCommand('riCacheEnsure', { numberOfKeys: 1, lua: ENSURE })
   client.defineCommand('riCacheSetLocal', { numberOfKeys: 2, lua: SET_LOCAL })
   client.defineCommand('riCacheAcquireLocal', { numberOfKeys: 2, lua: ACQUIRE_LOCAL })
 }
@@ -449,6 +454,7 @@ export function createL2Driver(options: {
     return out
   }
   const tagKey = (t: string) => `${tagPrefix}${t}}`
+  /** Current {v, d} of each tag, read only: a missing record reads as 0, 0 (as in READ). */
   const clusterVersions = async (tags: readonly string[]): Promise<number[]> => {
     if (tags.length === 0) return []
     const replies = await perSlot(tags.map((t) => ({ key: tagKey(t), add: (p) => void p.hmget(tagKey(t), 'v', 'd') })))
@@ -458,6 +464,12 @@ export function createL2Driver(options: {
       out.push(Number(pair[0] ?? 0) || 0, Number(pair[1] ?? 0) || 0)
     }
     return out
+  }
+  /** {v, d} of each tag for a write, creating missing records (ENSURE, as WRITE does). */
+  const clusterEnsure = async (tags: readonly string[]): Promise<number[]> => {
+    if (tags.length === 0) return []
+    const replies = await perSlot(tags.map((t) => ({ key: tagKey(t), add: (p) => void (p as unknown as ScriptClient).riCacheEnsure(tagKey(t)) })))
+    return replies.flatMap((r) => (r as number[]).map(Number))
   }
   /** Value bytes + versions of their tags: two round trips (value, then its tags' slots). */
   const clusterWithVersions = async (raw: Buffer | null): Promise<RawRead | null> => {
@@ -473,7 +485,7 @@ export function createL2Driver(options: {
   const clusterWriteMany = async (cmds: readonly WriteCommand[]): Promise<number[][]> => {
     const split = cmds.map((c) => (c.tagLine === '' ? [] : c.tagLine.split('\x1f')))
     const unique = [...new Set(split.flat())]
-    const versions = await clusterVersions(unique)
+    const versions = await clusterEnsure(unique)
     if (unique.length > 0) requests++
     const at = new Map(unique.map((t, i) => [t, i]))
     const currents = split.map((tags) => tags.flatMap((t) => [versions[2 * at.get(t)!]!, versions[2 * at.get(t)! + 1]!]))
