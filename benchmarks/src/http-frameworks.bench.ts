@@ -2,8 +2,8 @@
 // with ri's full stack (metrics + slowlog + throttle on memory + health) and the anchor stack users
 // assemble today, and a warmed `cached()` route hit against a route returning a
 // constant. Servers: servers/frameworks.ts, each in its own child process.
-import { compareServers } from './http.js'
-import type { BenchComparison, BenchFile } from './types.js'
+import { measureServers, type ServerSubject, startServers } from './http.js'
+import type { BenchComparison, BenchFile, BenchSubject } from './types.js'
 
 interface Framework {
   readonly key: 'express' | 'fastify' | 'hono' | 'nest'
@@ -26,53 +26,65 @@ const bench: BenchFile = async ({ quick, progress }) => {
   // autocannon counts whole seconds (1.5 s runs for 2 s), so quick rounds are 1 s.
   const timing = { seconds: quick ? 1 : 5, rounds: quick ? 2 : 5 }
   const out: BenchComparison[] = []
+  const groups = frameworks.map((fw) => ({ fw, subjects: subjectsOf(fw) }))
+  // Every server starts up front (idle ones cost no CPU while another group is measured).
+  progress('starting 20 servers')
+  const all = await startServers(groups.flatMap((g) => g.subjects))
+  try {
+    for (const [g, { fw, subjects: list }] of groups.entries()) {
+      const servers = all.slice(g * list.length, (g + 1) * list.length)
+      const subjects = await measureServers(list, servers, { ...timing, progress: (m) => progress(`${fw.key}: ${m}`) })
+      out.push(...report(fw, subjects))
+    }
+  } finally {
+    await Promise.all(all.map((s) => s.close()))
+  }
+  return out
+}
 
-  for (const fw of frameworks) {
-    const bare = `bare ${fw.label}`
-    const riName = 'ri full stack (metrics + slowlog + throttle + health)'
-    const anchorName = `anchor: ${fw.anchor}`
-    const constant = `${fw.label}: route returning a constant`
-    const hit = `ri cached() hit (${fw.label})`
-    // One group per framework: its five servers start together, rounds interleave all five.
-    const subjects = await compareServers(
-      [
-        { name: bare, module: 'frameworks', server: `${fw.key}Bare`, path: '/users/1' },
-        { name: riName, module: 'frameworks', server: `${fw.key}Ri`, path: '/users/1' },
-        { name: anchorName, module: 'frameworks', server: `${fw.key}Anchor`, path: '/users/1' },
-        { name: constant, module: 'frameworks', server: `${fw.key}Cache`, path: '/constant' },
-        { name: hit, module: 'frameworks', server: `${fw.key}Cache`, path: '/cached/1' },
-      ],
-      { ...timing, progress: (m) => progress(`${fw.key}: ${m}`) },
-    )
-    const [b, r, a, c, h] = subjects as [(typeof subjects)[0], (typeof subjects)[0], (typeof subjects)[0], (typeof subjects)[0], (typeof subjects)[0]]
-    const keep = r.opsPerSec / b.opsPerSec
-    const vsAnchor = r.opsPerSec / a.opsPerSec
-    const keepMet = keep >= 0.85
-    const anchorMet = fw.vsAnchor === undefined || vsAnchor >= fw.vsAnchor
-    const text =
-      fw.vsAnchor === undefined
-        ? `ri's full stack keeps at least 85 % of the bare app's req/s (measured ${pct(keep)}); vs the anchor stack: no target stated (measured ${vsAnchor.toFixed(2)}x)`
-        : `ri's full stack keeps at least 85 % of the bare app's req/s (measured ${pct(keep)}) and beats the anchor stack by at least ${fw.vsAnchor}x (measured ${vsAnchor.toFixed(2)}x)`
-    out.push({
+function subjectsOf(fw: Framework): ServerSubject[] {
+  return [
+    { name: `bare ${fw.label}`, module: 'frameworks', server: `${fw.key}Bare`, path: '/users/1' },
+    { name: 'ri full stack (metrics + slowlog + throttle + health)', module: 'frameworks', server: `${fw.key}Ri`, path: '/users/1' },
+    { name: `anchor: ${fw.anchor}`, module: 'frameworks', server: `${fw.key}Anchor`, path: '/users/1' },
+    { name: `${fw.label}: route returning a constant`, module: 'frameworks', server: `${fw.key}Cache`, path: '/constant' },
+    { name: `ri cached() hit (${fw.label})`, module: 'frameworks', server: `${fw.key}Cache`, path: '/cached/1' },
+  ]
+}
+
+type Measured = BenchSubject & { readonly opsPerSec: number }
+
+function report(fw: Framework, subjects: readonly Measured[]): BenchComparison[] {
+  const [b, r, a, c, h] = subjects as [Measured, Measured, Measured, Measured, Measured]
+  const keep = r.opsPerSec / b.opsPerSec
+  const vsAnchor = r.opsPerSec / a.opsPerSec
+  const anchorMet = fw.vsAnchor === undefined || vsAnchor >= fw.vsAnchor
+  const text =
+    fw.vsAnchor === undefined
+      ? `ri's full stack keeps at least 85 % of the bare app's req/s (measured ${pct(keep)}); vs the anchor stack: no target stated (measured ${vsAnchor.toFixed(2)}x)`
+      : `ri's full stack keeps at least 85 % of the bare app's req/s (measured ${pct(keep)}) and beats the anchor stack by at least ${fw.vsAnchor}x (measured ${vsAnchor.toFixed(2)}x)`
+  const hitRatio = h.opsPerSec / c.opsPerSec
+  return [
+    {
       id: `frameworks.${fw.key}`,
       title: `${fw.label}: bare vs ri full stack vs ${fw.anchor} (GET /users/:id, constant JSON)`,
-      baseline: bare,
+      baseline: b.name,
       subjects: [b, { ...r, extra: { 'vs anchor': `${vsAnchor.toFixed(2)}x` } }, a],
-      target: { text, met: keepMet && anchorMet },
+      target: { text, met: keep >= 0.85 && anchorMet },
       notes:
         'Same route and body on every subject; rate limits at 1e9 per minute (nothing refused); every logger (pino-http, slowlog) writes to /dev/null; ' +
         'ri health with shutdown: false; each server in its own process, median of rounds.',
-    })
-    const hitRatio = h.opsPerSec / c.opsPerSec
-    out.push({
+    },
+    {
       id: `frameworks.${fw.key}-cached-hit`,
       title: `${fw.label}: cached() hit vs a route returning a constant (both under ri({ cache }))`,
-      baseline: constant,
+      baseline: c.name,
       subjects: [c, h],
       target: { text: `a cached() hit serves at least 90 % of the req/s of a constant route (measured ${pct(hitRatio)})`, met: hitRatio >= 0.9 },
-      notes: 'In-memory createCache(), ttl 1m, warmed before the run (every measured request is a HIT); no Accept-Encoding sent; measured in the same interleaved rounds as the stack comparison above.',
-    })
-  }
-  return out
+      notes:
+        'In-memory createCache(), ttl 1m, warmed before the run (every measured request is a HIT); no Accept-Encoding sent; ' +
+        'measured in the same interleaved rounds as the stack comparison above.',
+    },
+  ]
 }
 export default bench

@@ -56,26 +56,45 @@ export async function serveInChild(module: string, name: string): Promise<ChildS
   }
 }
 
+export interface ServerSubject {
+  readonly name: string
+  readonly module: string
+  readonly server: string
+  readonly path: string
+  readonly headers?: Record<string, string>
+}
+
+/** Starts one child server per subject, all at once. */
+export function startServers(subjects: readonly ServerSubject[]): Promise<ChildServer[]> {
+  return Promise.all(subjects.map((s) => serveInChild(s.module, s.server)))
+}
+
 /** Measures each server in turn, in rounds, and keeps each subject's median round (noise control). */
-export async function compareServers(
-  subjects: ReadonlyArray<{ name: string; module: string; server: string; path: string; headers?: Record<string, string> }>,
+export async function compareServers(subjects: readonly ServerSubject[], options: { seconds: number; rounds: number; progress: (m: string) => void }) {
+  const servers = await startServers(subjects)
+  try {
+    return await measureServers(subjects, servers, options)
+  } finally {
+    await Promise.all(servers.map((s) => s.close()))
+  }
+}
+
+/** `compareServers` on servers already started (`servers[i]` serves `subjects[i]`). */
+export async function measureServers(
+  subjects: readonly ServerSubject[],
+  servers: readonly ChildServer[],
   options: { seconds: number; rounds: number; progress: (m: string) => void },
 ) {
   const runs = new Map<string, Array<{ opsPerSec: number; p50Ms: number; p99Ms: number }>>()
-  const servers = await Promise.all(subjects.map((s) => serveInChild(s.module, s.server)))
-  try {
-    for (let round = 0; round < options.rounds; round++) {
-      // Rotate the order each round so no subject always runs first (warm-up, thermal drift).
-      for (let k = 0; k < subjects.length; k++) {
-        const i = (k + round) % subjects.length
-        const s = subjects[i]!
-        options.progress(`round ${round + 1}/${options.rounds}: ${s.name}`)
-        const r = await autocannonRun(`${servers[i]!.url}${s.path}`, options.seconds, { headers: s.headers })
-        runs.set(s.name, [...(runs.get(s.name) ?? []), r])
-      }
+  for (let round = 0; round < options.rounds; round++) {
+    // Rotate the order each round so no subject always runs first (warm-up, thermal drift).
+    for (let k = 0; k < subjects.length; k++) {
+      const i = (k + round) % subjects.length
+      const s = subjects[i]!
+      options.progress(`round ${round + 1}/${options.rounds}: ${s.name}`)
+      const r = await autocannonRun(`${servers[i]!.url}${s.path}`, options.seconds, { headers: s.headers })
+      runs.set(s.name, [...(runs.get(s.name) ?? []), r])
     }
-  } finally {
-    await Promise.all(servers.map((s) => s.close()))
   }
   return subjects.map((s) => {
     const list = [...runs.get(s.name)!].sort((a, b) => a.opsPerSec - b.opsPerSec)
