@@ -49,63 +49,82 @@ export interface RedisHealth {
   skipUntil: number
   engage(generation: number, error: unknown): void
   release(generation: number): void
-  /** Calls `call.expire()` unless the call is settled within `timeoutMs` (see createWatchdog). */
+  /** Times out in-flight Redis calls (see createWatchdog). */
   watch: Watchdog
 }
 
-/** A call the watchdog times out: `live` until it settles or expires. */
+/** A call the watchdog times out: linked into its list while in flight. */
 export interface Watched {
-  /** Set by the watchdog when the call is queued. */
+  /** Set by the watchdog: the tick the call started in, and its neighbours in the list. */
   tick: number
-  live: boolean
+  prev: Watched | null
+  next: Watched | null
+  /** Called by the watchdog (already unlinked) when the call is still in flight after the timeout. */
   expire(): void
 }
 
-/** Queues a call; `expire()` runs if it is still live after the timeout. */
-export type Watchdog = (call: Watched) => void
+export interface Watchdog {
+  /** Links a call in; it must be `settle()`d when it ends, or it expires after the timeout. */
+  add(call: Watched): void
+  /** Unlinks a settled call. Calls it with a call that is not linked (expired) is a no-op. */
+  settle(call: Watched): void
+}
 
 /**
- * One coarse timer for every in-flight Redis call instead of a setTimeout per call: calls are
- * queued in start order (all share one timeout, so that is deadline order) and a tick every
- * quarter of the timeout fires the overdue ones. Timeouts fire between 1x and 1.25x the
- * configured value. The timer runs only while calls are in flight and never keeps the
- * process alive.
+ * One coarse timer for every in-flight Redis call instead of a setTimeout per call. Calls sit in a
+ * doubly linked list in start order (all share one timeout, so that is deadline order) and leave it
+ * the moment they settle, so the list holds only what is in flight (a settled call is garbage at
+ * once, never promoted to the old generation by a queue that still holds it). A tick every quarter
+ * of the timeout expires the overdue ones from the head: timeouts fire between 1x and 1.25x the
+ * configured value. The timer runs only while calls are in flight and never keeps the process alive.
  */
 export function createWatchdog(timeoutMs: number): Watchdog {
   const period = Math.max(5, Math.ceil(timeoutMs / 4))
   const ticksPerTimeout = Math.ceil(timeoutMs / period)
-  let queue: Watched[] = []
-  let head = 0
+  let head: Watched | null = null
+  let tail: Watched | null = null
   let tick = 0
   let timer: ReturnType<typeof setInterval> | undefined
+  const unlink = (call: Watched) => {
+    const { prev, next } = call
+    if (prev === null) head = next
+    else prev.next = next
+    if (next === null) tail = prev
+    else next.prev = prev
+    call.prev = null
+    call.next = null
+  }
   const sweep = () => {
     tick++
-    while (head < queue.length) {
-      const p = queue[head]!
-      if (p.live) {
-        if (tick - p.tick <= ticksPerTimeout) break
-        p.live = false
-        p.expire()
-      }
-      head++
+    while (head !== null && tick - head.tick > ticksPerTimeout) {
+      const call = head
+      unlink(call)
+      call.tick = -1
+      call.expire()
     }
-    if (head === queue.length) {
-      queue = []
-      head = 0
+    if (head === null && timer !== undefined) {
       clearInterval(timer)
       timer = undefined
-    } else if (head > 1024 && head * 2 > queue.length) {
-      queue = queue.slice(head)
-      head = 0
     }
   }
-  return (call) => {
-    if (timer === undefined) {
-      timer = setInterval(sweep, period)
-      timer.unref()
-    }
-    call.tick = tick
-    queue.push(call)
+  return {
+    add(call) {
+      if (timer === undefined) {
+        timer = setInterval(sweep, period)
+        timer.unref()
+      }
+      call.tick = tick
+      call.prev = tail
+      call.next = null
+      if (tail === null) head = call
+      else tail.next = call
+      tail = call
+    },
+    settle(call) {
+      if (call.tick < 0) return
+      call.tick = -1
+      unlink(call)
+    },
   }
 }
 
@@ -208,11 +227,11 @@ export function redisEngine(spec: LimitSpec, health: RedisHealth): LimitEngine {
         if (Date.now() < health.skipUntil) return viaInsurance(key, cost, done)
         health.skipUntil = 0
       }
-      return new Promise<T>((resolve) => {
-        const call = new RedisCall(ctx, key, cost, done, resolve)
-        health.watch(call)
-        limiter.consume(key, cost).then(call.answered, call.failed)
-      })
+      const call = new RedisCall(ctx, key, cost, done)
+      const promise = startCall(call)
+      health.watch.add(call)
+      limiter.consume(key, cost).then(call.answered, call.failed)
+      return promise
     },
     refund(key, cost, store) {
       const target = store === 'insurance' ? main.insurance : store === 'redis' ? main.limiter : undefined
@@ -228,70 +247,54 @@ interface EngineContext {
 }
 
 /**
- * One Redis decision in flight. A single object is the watchdog's entry and carries the
- * continuation, so a decision allocates one call, one promise and two small callbacks; `done`
- * and `resolve` are dropped when it settles, because the watchdog's queue keeps the call until
- * its next sweep and holding the request that long moves it out of the young generation.
+ * One Redis decision in flight. A single object is the watchdog's list node and carries the
+ * continuation, so a decision allocates one call, one promise and two small callbacks.
  */
 class RedisCall<T> implements Watched {
   tick = 0
-  live = true
+  prev: Watched | null = null
+  next: Watched | null = null
   readonly gen: number
-  private done: Done<T> | undefined
-  private resolve: ((value: T | PromiseLike<T>) => void) | undefined
+  /** Set by the promise executor (see `startCall`). */
+  resolve: ((value: T | PromiseLike<T>) => void) | undefined = undefined
 
   constructor(
     private readonly ctx: EngineContext,
     private readonly key: string,
     private readonly cost: number,
-    done: Done<T>,
-    resolve: (value: T | PromiseLike<T>) => void,
+    private readonly done: Done<T>,
   ) {
     this.gen = ctx.health.generation
-    this.done = done
-    this.resolve = resolve
   }
 
   /** Redis (or, while it is down, rate-limiter-flexible's insurance limiter) counted the request. */
   readonly answered = (r: RateLimiterRes): void => {
-    if (!this.live) return
-    this.live = false
-    this.finish(true, r, this.track(r), false)
+    if (this.tick < 0) return
+    this.ctx.health.watch.settle(this)
+    this.resolve!(this.done(true, r, this.track(r), false))
   }
 
   readonly failed = (e: unknown): void => {
-    if (!this.live) return
-    this.live = false
+    if (this.tick < 0) return
+    this.ctx.health.watch.settle(this)
     if (isRes(e)) {
       // A refusal from rate-limiter-flexible's in-memory block list consumed nothing: no round trip.
       const blocked = e.consumedPoints === 0
-      this.finish(false, e, blocked ? 'redis' : this.track(e), blocked)
+      this.resolve!(this.done(false, e, blocked ? 'redis' : this.track(e), blocked))
       return
     }
     // Only reached without insurance: fail open, once-per-episode log.
     this.ctx.health.engage(this.gen, e)
-    this.finish(true, null, 'none', false)
-  }
-
-  private finish(allowed: boolean, res: RateLimiterRes | null, store: StoreKind, blocked: boolean): void {
-    const done = this.done!
-    const resolve = this.resolve!
-    this.done = undefined
-    this.resolve = undefined
-    resolve(done(allowed, res, store, blocked))
+    this.resolve!(this.done(true, null, 'none', false))
   }
 
   expire(): void {
     // Redis is slow or gone without closing the socket: decide in memory now and stop asking it
     // for a second, so the next requests do not each wait the timeout.
     const health = this.ctx.health
-    const done = this.done!
-    const resolve = this.resolve!
-    this.done = undefined
-    this.resolve = undefined
     health.skipUntil = Date.now() + 1000
     health.engage(this.gen, new Error(`Redis did not answer within ${health.timeoutMs} ms`))
-    resolve(this.ctx.viaInsurance(this.key, this.cost, done))
+    this.resolve!(this.ctx.viaInsurance(this.key, this.cost, this.done))
   }
 
   private track(r: object): StoreKind {
@@ -302,4 +305,17 @@ class RedisCall<T> implements Watched {
     } else if (!health.engaged) health.engage(this.gen, undefined)
     return store
   }
+}
+
+// The promise executor runs synchronously inside `new Promise`: it takes the call from here, so
+// no closure is allocated per decision for it.
+let starting: RedisCall<unknown> | undefined
+function takeResolve(resolve: (value: unknown) => void): void {
+  starting!.resolve = resolve
+}
+function startCall<T>(call: RedisCall<T>): Promise<T> {
+  starting = call as RedisCall<unknown>
+  const promise = new Promise<T>(takeResolve as (resolve: (value: T) => void) => void)
+  starting = undefined
+  return promise
 }
