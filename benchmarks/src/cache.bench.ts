@@ -133,7 +133,7 @@ async function l1(ctx: BenchContext): Promise<BenchComparison[]> {
   }
   const key = (i: number) => KEYS[i % 1_000]!
   const load = () => value(0)
-  const ms = ctx.quick ? 70 : 300
+  const ms = ctx.quick ? 50 : 300
   const rounds = ctx.quick ? 5 : 21
   const get = await measureAll(
     [
@@ -197,7 +197,7 @@ async function l2(ctx: BenchContext, redis: RedisServer): Promise<BenchCompariso
     await dedupe.user(k)
   }
   const key = (i: number) => KEYS[i % 1_000]!
-  const ms = ctx.quick ? 200 : 500
+  const ms = ctx.quick ? 150 : 500
   const subjects: Array<[string, Op]> = [
     ['raw ioredis GET + JSON.parse (auto-pipelining)', async (i) => JSON.parse((await raw.get(`raw:${key(i)}`))!)],
     ['ri get (L1 off)', (i) => ri.get(key(i))],

@@ -181,7 +181,7 @@ interface Samples {
 async function measureAll(ctx: BenchContext, targets: Target[], admin: Redis, rounds: number, secondsPerRound: number): Promise<BenchSubject[]> {
   const samples: Samples[] = targets.map((target) => ({ target, probes: 0, failed: 0, seconds: 0, pings: 0, latencies: [], roundP99: [] }))
   // Warm up (JIT, connections, first check) outside the measurement.
-  for (const s of samples) await flood(s.target.url, 1)
+  for (const s of samples) await flood(s.target.url, ctx.quick ? 0.5 : 1)
   for (let round = 0; round < rounds; round++) {
     for (const s of samples) {
       const before = await pingCalls(admin)
