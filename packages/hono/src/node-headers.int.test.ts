@@ -50,4 +50,42 @@ describe('@ri/hono on @hono/node-server: feature headers in the written head', (
       server.close()
     }
   })
+
+  it('answers from features (a shared headers record, a multi-valued one) are written as given, every time, and the record is never changed', async () => {
+    const shared = Object.freeze({ 'content-type': 'application/json', etag: '"v1"', 'x-cache': 'HIT' })
+    const cookies = Object.freeze({ 'content-type': 'text/plain', 'set-cookie': Object.freeze(['a=1; Path=/', 'b=2; Path=/']) })
+    const feature: Feature = {
+      name: 'answers',
+      onRequest(ex) {
+        if (ex.path === '/shared') return { status: 200, headers: shared, body: new TextEncoder().encode('{"hit":true}') }
+        if (ex.path === '/cookies') return { status: 200, headers: cookies, body: 'cookies' }
+        return undefined
+      },
+    }
+    const app = new Hono()
+    app.use(ri({ features: [feature] }))
+    const server = createAdaptorServer({ fetch: app.fetch }) as Server
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await fetch(`${base}/shared`)
+        expect(r.status).toBe(200)
+        expect(r.headers.get('etag')).toBe('"v1"')
+        expect(r.headers.get('x-cache')).toBe('HIT')
+        expect(r.headers.get('content-type')).toBe('application/json')
+        expect(r.headers.get('content-length')).toBe('12')
+        expect(r.headers.get('x-request-id')).toBeTruthy()
+        expect(await r.text()).toBe('{"hit":true}')
+      }
+      expect(Object.keys(shared)).toEqual(['content-type', 'etag', 'x-cache'])
+      const c = await fetch(`${base}/cookies`)
+      expect(c.headers.getSetCookie()).toEqual(['a=1; Path=/', 'b=2; Path=/'])
+      expect(await c.text()).toBe('cookies')
+    } finally {
+      server.closeAllConnections()
+      server.close()
+    }
+  })
 })

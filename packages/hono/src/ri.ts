@@ -179,15 +179,31 @@ function splitUrl(url: string): { path: string; query: string } {
 
 /** @internal A Response for an early answer. */
 export function answerResponse(answer: Answer): Response {
-  const headers = new Headers()
-  if (answer.headers) {
-    for (const name in answer.headers) {
-      const v = answer.headers[name]!
-      if (typeof v === 'string') headers.set(name, v)
-      else for (const item of v) headers.append(name, item)
+  const body = NULL_BODY.has(answer.status) ? null : (answer.body ?? null)
+  const from = answer.headers
+  // A plain record when every value is a single string: @hono/node-server writes it straight to
+  // writeHead (a Headers object it must iterate and rebuild, a large share of a cached hit). A
+  // fresh copy each time: the server adds Content-Length to the record it is given, and an
+  // answer's headers may be shared (a cached response's).
+  let record: Record<string, string> | undefined = {}
+  if (from) {
+    for (const name in from) {
+      const v = from[name]!
+      if (typeof v !== 'string') {
+        record = undefined
+        break
+      }
+      record[name] = v
     }
   }
-  return new Response(NULL_BODY.has(answer.status) ? null : (answer.body ?? null), { status: answer.status, headers })
+  if (record !== undefined) return new Response(body, { status: answer.status, headers: record })
+  const headers = new Headers()
+  for (const name in from) {
+    const v = from[name]!
+    if (typeof v === 'string') headers.set(name, v)
+    else for (const item of v) headers.append(name, item)
+  }
+  return new Response(body, { status: answer.status, headers })
 }
 
 /** Handler headers win; Set-Cookie from features adds to the handler's. */
