@@ -32,6 +32,7 @@ describe('cached(): HTTP response cache over real HTTP', () => {
       { method: 'GET', path: '/missing', handler: (_req, _res, ctx) => (calls++, send(ctx, 404, 'nope')) },
       { method: 'GET', path: '/binary', handler: (_req, _res, ctx) => (calls++, send(ctx, 200, new Uint8Array([0, 1, 2, 255]), { 'content-type': 'application/octet-stream' })) },
       { method: 'POST', path: '/products', handler: (_req, _res, ctx) => (calls++, send(ctx, 201, 'created')) },
+      { method: 'GET', path: '/proto', handler: (_req, _res, ctx) => (calls++, send(ctx, 200, 'proto', { __proto__: 'x', 'x-multi': ['1', '2'], 'content-type': 'text/plain' })) },
     ])
     server = http.createServer(handler)
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
@@ -104,6 +105,18 @@ describe('cached(): HTTP response cache over real HTTP', () => {
     await cache.invalidateTags(['products']) // from the root namespace: tags are shared
     const r = await fetch(`${base}/products?t`)
     expect(r.headers.get('x-cache')).toBe('MISS')
+  })
+
+  it('a stored header named __proto__ is dropped on a hit, the others replayed (multi-valued too)', async () => {
+    const r1 = await fetch(`${base}/proto`)
+    expect(r1.headers.get('x-cache')).toBe('MISS')
+    const r2 = await fetch(`${base}/proto`)
+    expect(r2.headers.get('x-cache')).toBe('HIT')
+    expect(r2.headers.get('content-type')).toBe('text/plain')
+    expect(r2.headers.get('x-multi')).toBe('1, 2')
+    expect(r2.headers.has('__proto__')).toBe(false)
+    expect(r2.headers.has('0')).toBe(false)
+    expect(await r2.text()).toBe('proto')
   })
 
   it('validates its options', () => {

@@ -165,9 +165,14 @@ export function cached(options: CachedOptions): Feature {
 
   const answer = (ex: Exchange, stored: StoredResponse, state: 'HIT' | 'STALE', createdAt: number, freshUntil: number): Answer => {
     const now = Date.now()
-    const headers: Record<string, string | string[]> = Object.create(null)
+    // A plain object (a null-prototype one is a dictionary: slower to fill and for every adapter
+    // to walk); `__proto__` is the one name it cannot hold, and no HTTP client needs it.
+    const headers: Record<string, string | string[]> = {}
     let hasCacheControl = false
-    for (const [k, v] of stored.headers) {
+    const list = stored.headers
+    for (let i = 0; i < list.length; i++) {
+      const [k, v] = list[i]!
+      if (k === '__proto__') continue
       if (k === 'cache-control') hasCacheControl = true
       const prev = headers[k]
       headers[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v]
