@@ -218,6 +218,14 @@ describe('router', () => {
     expect(r.match('GET', '/files/a/b/c')).toMatchObject({ route: '/files/*', params: { '*': 'a/b/c' } })
     expect(r.match('POST', '/users/1')).toBeUndefined()
     expect(r.match('GET', '/users/%E0%A4%A')?.params.id).toBe('%E0%A4%A')
+    // methods in any case, statics per method, several params
+    const s = createRouter<string>().add('get', '/a', 'get a').add('POST', '/a', 'post a').add('PURGE', '/a', 'purge a').add('GET', '/o/:org/r/:repo', 'repo')
+    expect(s.match('get', '/a')?.value).toBe('get a')
+    expect(s.match('POST', '/a')?.value).toBe('post a')
+    expect(s.match('purge', '/a')?.value).toBe('purge a')
+    expect(s.match('HEAD', '/a')?.value).toBe('get a')
+    expect(s.match('PUT', '/a')).toBeUndefined()
+    expect(s.match('GET', '/o/ri/r/x%2Fy')?.params).toEqual({ org: 'ri', repo: 'x/y' })
   })
 })
 

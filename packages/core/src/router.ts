@@ -28,14 +28,17 @@ export interface Router<T> {
  * router.match('GET', '/users/42') // { route: '/users/:id', params: { id: '42' }, value: getUser }
  */
 export function createRouter<T>(): Router<T> {
-  const statics = new Map<string, RouteMatch<T>>()
+  // Static routes by method, then path: a lookup per request without building a combined key.
+  const statics = new Map<string, Map<string, RouteMatch<T>>>()
   const dynamic: CompiledRoute<T>[] = []
   const router: Router<T> = {
     add(method, template, value) {
       if (!template.startsWith('/')) throw new TypeError(`Route template must start with "/": ${template}`)
       const m = method.toUpperCase()
       if (!template.includes(':') && !template.includes('*')) {
-        statics.set(`${m} ${template}`, { route: template, params: Object.freeze({}) as Record<string, string>, value })
+        let byPath = statics.get(m)
+        if (byPath === undefined) statics.set(m, (byPath = new Map()))
+        byPath.set(template, { route: template, params: Object.freeze({}) as Record<string, string>, value })
         return router
       }
       const names: string[] = []
@@ -57,17 +60,16 @@ export function createRouter<T>(): Router<T> {
       return router
     },
     match(method, path) {
-      const m = method.toUpperCase()
-      const hit = statics.get(`${m} ${path}`) ?? (m === 'HEAD' ? statics.get(`GET ${path}`) : undefined)
+      const m = upper(method)
+      const hit = statics.get(m)?.get(path) ?? (m === 'HEAD' ? statics.get('GET')?.get(path) : undefined)
       if (hit) return hit
       for (const r of dynamic) {
         if (r.method !== m && !(m === 'HEAD' && r.method === 'GET') && r.method !== '*') continue
         const found = r.re.exec(path)
         if (!found) continue
         const params: Record<string, string> = Object.create(null)
-        r.names.forEach((name, i) => {
-          params[name] = safeDecode(found[i + 1] ?? '')
-        })
+        const names = r.names
+        for (let i = 0; i < names.length; i++) params[names[i]!] = safeDecode(found[i + 1] ?? '')
         return { route: r.template, params, value: r.value }
       }
       return undefined
@@ -76,7 +78,14 @@ export function createRouter<T>(): Router<T> {
   return router
 }
 
+// Node hands standard methods over in upper case already: no new string per request for them.
+const STANDARD_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
+function upper(method: string): string {
+  return STANDARD_METHODS.has(method) ? method : method.toUpperCase()
+}
+
 function safeDecode(s: string): string {
+  if (s.indexOf('%') === -1) return s
   try {
     return decodeURIComponent(s)
   } catch {
