@@ -87,8 +87,11 @@ class Context implements NodeContext {
   /** @internal Writes the features' early answer, or runs the handler. */
   proceed(answer: Answer | undefined): void {
     if (answer) return writeAnswer(this.res, answer, this.req.method === 'HEAD')
-    const result = this.handler(this.req, this.res, this)
-    if (result) result.catch((error: unknown) => this.fail(error))
+    const result: unknown = this.handler(this.req, this.res, this)
+    // Only a promise is awaited: `return res.end(...)` hands back the response, not a failure.
+    if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+      ;(result as PromiseLike<unknown>).then(undefined, (error: unknown) => this.fail(error))
+    }
   }
 
   /** @internal */
@@ -98,6 +101,22 @@ class Context implements NodeContext {
 
   send(status: number, body: string | Uint8Array, headers?: Record<string, string>): Promise<void> {
     const res = this.res
+    if (!this.hasSend && !res.headersSent) {
+      // The whole head in one writeHead(status, record): the features' headers join the record
+      // (see writeHeadWith) and Node writes it in one pass, without a setHeader per header.
+      const head: Record<string, string | number> = {}
+      let length = false
+      if (headers) {
+        for (const k in headers) {
+          head[k] = headers[k]!
+          if (k.length === 14 && k.toLowerCase() === 'content-length') length = true
+        }
+      }
+      if (!length && !res.hasHeader('content-length')) head['content-length'] = Buffer.byteLength(body)
+      res.writeHead(status, head)
+      res.end(this.req.method === 'HEAD' ? undefined : body)
+      return RESOLVED
+    }
     res.statusCode = status
     if (headers) for (const k in headers) res.setHeader(k, headers[k]!)
     if (!this.hasSend) {
@@ -155,6 +174,8 @@ interface Bound {
   readonly pipeline: Pipeline
   readonly ex: Exchange
   readonly writeHead: ServerResponse['writeHead']
+  /** Content-Length given in writeHead's record (Node keeps no getHeader() copy of those). */
+  length: number | undefined
 }
 const kBound = Symbol('ri.bound')
 type WithBound = ServerResponse & { [kBound]?: Bound }
@@ -169,7 +190,9 @@ function writeHeadWith(res: ServerResponse, b: Bound, args: Parameters<ServerRes
     // Node on its one-pass head path (setHeader for each would not).
     b.pipeline.headers(b.ex)
     const out = [...list]
-    out[at] = mergeFeatureHeaders(list[at] as Record<string, unknown>, b.ex.responseHeaders, res)
+    const record = list[at] as Record<string, unknown>
+    for (const k in record) if (k.length === 14 && k.toLowerCase() === 'content-length') b.length = Number(record[k]) || undefined
+    out[at] = mergeFeatureHeaders(record, b.ex.responseHeaders, res)
     return (b.writeHead as (...a: unknown[]) => ServerResponse).apply(res, out)
   }
   // headers passed to writeHead (Fastify passes all of them) join the response first, so the
@@ -180,10 +203,10 @@ function writeHeadWith(res: ServerResponse, b: Bound, args: Parameters<ServerRes
   return status === undefined ? b.writeHead.apply(res, args) : b.writeHead.call(res, status)
 }
 
-const finishInfo = (res: ServerResponse) => ({
+const finishInfo = (res: ServerResponse, b: Bound) => ({
   status: res.statusCode,
   aborted: !res.writableFinished,
-  responseBytes: Number(res.getHeader('content-length')) || undefined,
+  responseBytes: Number(res.getHeader('content-length')) || b.length,
 })
 
 // Shared by every response (the state lives on the response): binding allocates no closure.
@@ -194,13 +217,13 @@ function patchedWriteHead(this: WithBound, ...args: Parameters<ServerResponse['w
 // 'close' follows 'finish' on a completed response and is the only event of an aborted one.
 function finishOnClose(this: WithBound): void {
   const b = this[kBound]
-  if (b !== undefined) b.pipeline.finish(b.ex, finishInfo(this))
+  if (b !== undefined) b.pipeline.finish(b.ex, finishInfo(this, b))
 }
 
 /** Applies feature headers right before the response head is written, and reports the finish. */
 export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerResponse): void {
   const r = res as WithBound
-  const b: Bound = { pipeline, ex, writeHead: res.writeHead }
+  const b: Bound = { pipeline, ex, writeHead: res.writeHead, length: undefined }
   if (r[kBound] === undefined) {
     r[kBound] = b
     r.writeHead = patchedWriteHead as ServerResponse['writeHead']
@@ -212,7 +235,7 @@ export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerRespon
   res.writeHead = function nestedWriteHead(this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
     return writeHeadWith(this, b, args)
   } as ServerResponse['writeHead']
-  res.once('close', () => pipeline.finish(ex, finishInfo(res)))
+  res.once('close', () => pipeline.finish(ex, finishInfo(res, b)))
 }
 
 /** Writes a feature's early answer. */

@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { createServer, request, type Server } from 'node:http'
+import { createServer, request, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { RiConfigError } from './errors.js'
@@ -49,6 +49,43 @@ async function serve(features: Feature[], routes: NodeRoute[], options: Paramete
 }
 
 describe('pipeline over real HTTP', () => {
+  it('ctx.send writes one head with the features\' headers (handler headers win) and reports the response size', async () => {
+    const sizes: Array<number | undefined> = []
+    const feature: Feature = {
+      name: 'f',
+      onHeaders: (ex) => {
+        ex.setHeader('x-feature', 'yes')
+        ex.setHeader('cache-control', 'feature')
+      },
+      onResponse: (_ex, info) => sizes.push(info.responseBytes),
+    }
+    const { port } = await serve(
+      [feature],
+      [
+        { method: 'GET', path: '/send', handler: (_q, res, ctx) => (res.setHeader('cache-control', 'handler'), ctx.send(200, 'héllo', { 'X-Own': '1' })) },
+        // plain JS handlers often `return res.end(...)`: a returned response is not a failure
+        { method: 'GET', path: '/raw', handler: ((_q: unknown, res: ServerResponse) => res.writeHead(200, { 'Content-Length': '3', 'content-type': 'text/plain' }).end('raw')) as unknown as NodeRoute['handler'] },
+        { method: 'GET', path: '/own-length', handler: (_q, _s, ctx) => ctx.send(200, 'abc', { 'Content-Length': '3' }) },
+      ],
+    )
+    const a = await call(port, '/send')
+    expect(a.body).toBe('héllo')
+    expect(a.headers['content-length']).toBe('6')
+    expect(a.headers['transfer-encoding']).toBeUndefined()
+    expect(a.headers['x-own']).toBe('1')
+    expect(a.headers['x-feature']).toBe('yes')
+    expect(a.headers['cache-control']).toBe('handler')
+    expect(a.headers['x-request-id']).toBeTruthy()
+    const b = await call(port, '/raw')
+    expect(b.body).toBe('raw')
+    expect(b.headers['x-feature']).toBe('yes')
+    const c = await call(port, '/own-length')
+    expect(c.headers['content-length']).toBe('3')
+    expect(await call(port, '/send', {}, 'HEAD')).toMatchObject({ status: 200, body: '' })
+    await new Promise((r) => setTimeout(r, 20))
+    expect(sizes.slice(0, 3)).toEqual([6, 3, 3])
+  })
+
   it('runs onRequest in order, lets one answer early, and skips the handler', async () => {
     const order: string[] = []
     let handled = 0
