@@ -28,7 +28,7 @@ const bench: BenchFile = async ({ quick, progress }) => {
   const out: BenchComparison[] = []
   const groups = frameworks.map((fw) => ({ fw, subjects: subjectsOf(fw) }))
   // Every server starts up front (idle ones cost no CPU while another group is measured).
-  progress('starting 20 servers')
+  progress('starting the servers')
   const all = await startServers(groups.flatMap((g) => g.subjects))
   try {
     for (const [g, { fw, subjects: list }] of groups.entries()) {

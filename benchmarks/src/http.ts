@@ -46,13 +46,16 @@ export async function serveInChild(module: string, name: string): Promise<ChildS
     })
     child.once('exit', (code) => reject(new Error(`${module}#${name} exited (${code}): ${out}`)))
   })
+  const stop = async () => {
+    if (child.exitCode !== null) return
+    child.kill('SIGTERM')
+    await once(child, 'exit')
+  }
+  let closing: Promise<void> | undefined
   return {
     url,
-    close: async () => {
-      if (child.exitCode !== null) return
-      child.kill('SIGTERM')
-      await once(child, 'exit')
-    },
+    // Idempotent: subjects that share a server close it once.
+    close: () => (closing ??= stop()),
   }
 }
 
@@ -64,9 +67,17 @@ export interface ServerSubject {
   readonly headers?: Record<string, string>
 }
 
-/** Starts one child server per subject, all at once. */
+/** Starts the subjects' child servers, all at once; subjects naming the same server share one process. */
 export function startServers(subjects: readonly ServerSubject[]): Promise<ChildServer[]> {
-  return Promise.all(subjects.map((s) => serveInChild(s.module, s.server)))
+  const started = new Map<string, Promise<ChildServer>>()
+  return Promise.all(
+    subjects.map((s) => {
+      const key = `${s.module}#${s.server}`
+      let server = started.get(key)
+      if (server === undefined) started.set(key, (server = serveInChild(s.module, s.server)))
+      return server
+    }),
+  )
 }
 
 /** Measures each server in turn, in rounds, and keeps each subject's median round (noise control). */
