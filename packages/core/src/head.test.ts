@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { applyFeatureHeaders, isHeaderRecord, mergeFeatureHeaders } from './head.js'
+import { applyFeatureHeaders, findHeader, isHeaderRecord, joinFeatureHeaders, mergeFeatureHeaders } from './head.js'
 
 const holder = (set: Record<string, unknown> = {}) => ({
   hasHeader: (n: string) => n in set,
@@ -38,5 +38,35 @@ describe('applyFeatureHeaders', () => {
     const res = { ...holder(set), setHeader: (n: string, v: unknown) => void (set[n] = v) }
     applyFeatureHeaders(res, { 'x-dup': 'feature', 'x-new': 'f', 'set-cookie': ['f=2'] })
     expect(set).toEqual({ 'x-dup': 'handler', 'x-new': 'f', 'set-cookie': ['h=1', 'f=2'] })
+  })
+})
+
+describe('joinFeatureHeaders', () => {
+  const response = () => {
+    const set: Record<string, unknown> = {}
+    return { set, hasHeader: (n: string) => n in set, getHeader: (n: string) => set[n], setHeader: (n: string, v: unknown) => void (set[n] = v) }
+  }
+  it('merges into writeHead(status, [reason], record) in place and returns the handler record', () => {
+    const record = { 'Content-Length': '3' }
+    for (const args of [[200, record], [200, 'OK', record]] as unknown[][]) {
+      const res = response()
+      expect(joinFeatureHeaders(res, args, { 'x-f': '1' })).toBe(record)
+      expect(args.at(-1)).toEqual({ 'Content-Length': '3', 'x-f': '1' })
+      expect(res.set).toEqual({})
+    }
+  })
+  it('sets the headers on the response when writeHead has no record', () => {
+    const res = response()
+    const args: unknown[] = [200]
+    expect(joinFeatureHeaders(res, args, { 'x-f': '1' })).toBeUndefined()
+    expect(args).toEqual([200])
+    expect(res.set).toEqual({ 'x-f': '1' })
+  })
+})
+
+describe('findHeader', () => {
+  it('finds a header whatever the case of its name', () => {
+    expect(findHeader({ 'Content-Length': '3' }, 'content-length')).toBe('3')
+    expect(findHeader({ 'content-type': 'x' }, 'content-length')).toBeUndefined()
   })
 })

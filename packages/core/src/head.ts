@@ -51,6 +51,38 @@ export function applyFeatureHeaders(res: HeaderHolder & { setHeader(name: string
   }
 }
 
+/**
+ * Joins the features' headers to a head about to be written with `writeHead(status, [reason],
+ * [headers])`: into its headers record when it has one (`args` is changed in place; the
+ * handler's record is returned), else onto the response with `setHeader`. The rules are
+ * `mergeFeatureHeaders`' and `applyFeatureHeaders`'. One implementation for every adapter that
+ * hooks `writeHead` (node:http binding, Hono on @hono/node-server).
+ *
+ * @example
+ * joinFeatureHeaders(res, args, ex.responseHeaders) // then the original writeHead(...args)
+ */
+export function joinFeatureHeaders(
+  res: HeaderHolder & { setHeader(name: string, value: string | string[]): unknown },
+  args: unknown[],
+  features: ResponseHeaders,
+): Record<string, unknown> | undefined {
+  const at = typeof args[1] === 'string' ? 2 : 1
+  const record = args[at]
+  if (isHeaderRecord(record)) {
+    args[at] = mergeFeatureHeaders(record, features, res)
+    return record
+  }
+  applyFeatureHeaders(res, features)
+  return undefined
+}
+
+/** The value of header `lowerName` in a record whose names may have any case, or undefined. */
+export function findHeader(record: Readonly<Record<string, unknown>>, lowerName: string): unknown {
+  const n = lowerName.length
+  for (const k in record) if (k.length === n && k.toLowerCase() === lowerName) return record[k]
+  return undefined
+}
+
 /** True for the plain-object form of writeHead's headers (not the raw `[name, value, ...]` array). */
 export function isHeaderRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)

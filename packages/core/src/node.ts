@@ -4,9 +4,9 @@ import { beginSend, endSend } from './send-contract.js'
 import type { Pipeline } from './pipeline.js'
 import { createRouter } from './router.js'
 import { adoptWriteHeadArgs } from './node-capture.js'
-import { applyFeatureHeaders, isHeaderRecord, mergeFeatureHeaders } from './head.js'
+import { findHeader, isHeaderRecord, joinFeatureHeaders } from './head.js'
 
-export { applyFeatureHeaders }
+export { applyFeatureHeaders } from './head.js'
 
 /** What a plain node:http route handler receives besides `req`/`res`. */
 export interface NodeContext {
@@ -104,15 +104,8 @@ class Context implements NodeContext {
     if (!this.hasSend && !res.headersSent) {
       // The whole head in one writeHead(status, record): the features' headers join the record
       // (see writeHeadWith) and Node writes it in one pass, without a setHeader per header.
-      const head: Record<string, string | number> = {}
-      let length = false
-      if (headers) {
-        for (const k in headers) {
-          head[k] = headers[k]!
-          if (k.length === 14 && k.toLowerCase() === 'content-length') length = true
-        }
-      }
-      if (!length && !res.hasHeader('content-length')) head['content-length'] = Buffer.byteLength(body)
+      const head: Record<string, string | number> = headers ? { ...headers } : {}
+      if (findHeader(head, 'content-length') === undefined && !res.hasHeader('content-length')) head['content-length'] = Buffer.byteLength(body)
       res.writeHead(status, head)
       res.end(this.req.method === 'HEAD' ? undefined : body)
       return RESOLVED
@@ -183,24 +176,14 @@ type WithBound = ServerResponse & { [kBound]?: Bound }
 /** The head is being written: feature headers join the handler's, then the original writeHead runs. */
 function writeHeadWith(res: ServerResponse, b: Bound, args: Parameters<ServerResponse['writeHead']>): ServerResponse {
   res.writeHead = b.writeHead
-  const list = args as unknown[]
-  const at = typeof list[1] === 'string' ? 2 : 1
-  if (isHeaderRecord(list[at])) {
-    // writeHead(status, [reason], headers): the features' headers join that object, which keeps
-    // Node on its one-pass head path (setHeader for each would not).
-    b.pipeline.headers(b.ex)
-    const out = [...list]
-    const record = list[at] as Record<string, unknown>
-    for (const k in record) if (k.length === 14 && k.toLowerCase() === 'content-length') b.length = Number(record[k]) || undefined
-    out[at] = mergeFeatureHeaders(record, b.ex.responseHeaders, res)
-    return (b.writeHead as (...a: unknown[]) => ServerResponse).apply(res, out)
-  }
-  // headers passed to writeHead (Fastify passes all of them) join the response first, so the
-  // handler-wins / Set-Cookie-appends rules below see them
-  const status = args.length > 1 ? adoptWriteHeadArgs(res, args) : undefined
+  let list = args as unknown[]
+  // Raw [name, value ...] headers (Fastify passes all of them) join the response first, so the
+  // handler-wins / Set-Cookie-appends rules see them; a record keeps Node on its one-pass head path.
+  if (list.length > 1 && !isHeaderRecord(list[typeof list[1] === 'string' ? 2 : 1])) list = [adoptWriteHeadArgs(res, args)]
   b.pipeline.headers(b.ex)
-  applyFeatureHeaders(res, b.ex.responseHeaders)
-  return status === undefined ? b.writeHead.apply(res, args) : b.writeHead.call(res, status)
+  const record = joinFeatureHeaders(res, list, b.ex.responseHeaders)
+  if (record !== undefined) b.length = Number(findHeader(record, 'content-length')) || undefined
+  return (b.writeHead as (...a: unknown[]) => ServerResponse).apply(res, list)
 }
 
 const finishInfo = (res: ServerResponse, b: Bound) => ({

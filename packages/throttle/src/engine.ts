@@ -1,3 +1,4 @@
+import { type DeadlineEntry, type DeadlineList, promiseInto } from '@ri/core'
 import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
 
 /**
@@ -49,83 +50,8 @@ export interface RedisHealth {
   skipUntil: number
   engage(generation: number, error: unknown): void
   release(generation: number): void
-  /** Times out in-flight Redis calls (see createWatchdog). */
-  watch: Watchdog
-}
-
-/** A call the watchdog times out: linked into its list while in flight. */
-export interface Watched {
-  /** Set by the watchdog: the tick the call started in, and its neighbours in the list. */
-  tick: number
-  prev: Watched | null
-  next: Watched | null
-  /** Called by the watchdog (already unlinked) when the call is still in flight after the timeout. */
-  expire(): void
-}
-
-export interface Watchdog {
-  /** Links a call in; it must be `settle()`d when it ends, or it expires after the timeout. */
-  add(call: Watched): void
-  /** Unlinks a settled call. Calls it with a call that is not linked (expired) is a no-op. */
-  settle(call: Watched): void
-}
-
-/**
- * One coarse timer for every in-flight Redis call instead of a setTimeout per call. Calls sit in a
- * doubly linked list in start order (all share one timeout, so that is deadline order) and leave it
- * the moment they settle, so the list holds only what is in flight (a settled call is garbage at
- * once, never promoted to the old generation by a queue that still holds it). A tick every quarter
- * of the timeout expires the overdue ones from the head: timeouts fire between 1x and 1.25x the
- * configured value. The timer runs only while calls are in flight and never keeps the process alive.
- */
-export function createWatchdog(timeoutMs: number): Watchdog {
-  const period = Math.max(5, Math.ceil(timeoutMs / 4))
-  const ticksPerTimeout = Math.ceil(timeoutMs / period)
-  let head: Watched | null = null
-  let tail: Watched | null = null
-  let tick = 0
-  let timer: ReturnType<typeof setInterval> | undefined
-  const unlink = (call: Watched) => {
-    const { prev, next } = call
-    if (prev === null) head = next
-    else prev.next = next
-    if (next === null) tail = prev
-    else next.prev = prev
-    call.prev = null
-    call.next = null
-  }
-  const sweep = () => {
-    tick++
-    while (head !== null && tick - head.tick > ticksPerTimeout) {
-      const call = head
-      unlink(call)
-      call.tick = -1
-      call.expire()
-    }
-    if (head === null && timer !== undefined) {
-      clearInterval(timer)
-      timer = undefined
-    }
-  }
-  return {
-    add(call) {
-      if (timer === undefined) {
-        timer = setInterval(sweep, period)
-        timer.unref()
-      }
-      call.tick = tick
-      call.prev = tail
-      call.next = null
-      if (tail === null) head = call
-      else tail.next = call
-      tail = call
-    },
-    settle(call) {
-      if (call.tick < 0) return
-      call.tick = -1
-      unlink(call)
-    },
-  }
+  /** Times out in-flight Redis calls (one shared timer, see @ri/core's createDeadlineList). */
+  watch: DeadlineList
 }
 
 export interface RedisLike {
@@ -228,7 +154,7 @@ export function redisEngine(spec: LimitSpec, health: RedisHealth): LimitEngine {
         health.skipUntil = 0
       }
       const call = new RedisCall(ctx, key, cost, done)
-      const promise = startCall(call)
+      const promise = promiseInto(call)
       health.watch.add(call)
       limiter.consume(key, cost).then(call.answered, call.failed)
       return promise
@@ -247,16 +173,17 @@ interface EngineContext {
 }
 
 /**
- * One Redis decision in flight. A single object is the watchdog's list node and carries the
+ * One Redis decision in flight. A single object is the deadline list's entry and carries the
  * continuation, so a decision allocates one call, one promise and two small callbacks.
  */
-class RedisCall<T> implements Watched {
-  tick = 0
-  prev: Watched | null = null
-  next: Watched | null = null
+class RedisCall<T> implements DeadlineEntry {
+  deadline = 0
+  prev: DeadlineEntry | undefined = undefined
+  next: DeadlineEntry | undefined = undefined
   readonly gen: number
-  /** Set by the promise executor (see `startCall`). */
+  /** Set by `promiseInto`. */
   resolve: ((value: T | PromiseLike<T>) => void) | undefined = undefined
+  reject: ((error: unknown) => void) | undefined = undefined
 
   constructor(
     private readonly ctx: EngineContext,
@@ -269,14 +196,12 @@ class RedisCall<T> implements Watched {
 
   /** Redis (or, while it is down, rate-limiter-flexible's insurance limiter) counted the request. */
   readonly answered = (r: RateLimiterRes): void => {
-    if (this.tick < 0) return
-    this.ctx.health.watch.settle(this)
+    if (!this.ctx.health.watch.remove(this)) return
     this.resolve!(this.done(true, r, this.track(r), false))
   }
 
   readonly failed = (e: unknown): void => {
-    if (this.tick < 0) return
-    this.ctx.health.watch.settle(this)
+    if (!this.ctx.health.watch.remove(this)) return
     if (isRes(e)) {
       // A refusal from rate-limiter-flexible's in-memory block list consumed nothing: no round trip.
       const blocked = e.consumedPoints === 0
@@ -305,17 +230,4 @@ class RedisCall<T> implements Watched {
     } else if (!health.engaged) health.engage(this.gen, undefined)
     return store
   }
-}
-
-// The promise executor runs synchronously inside `new Promise`: it takes the call from here, so
-// no closure is allocated per decision for it.
-let starting: RedisCall<unknown> | undefined
-function takeResolve(resolve: (value: unknown) => void): void {
-  starting!.resolve = resolve
-}
-function startCall<T>(call: RedisCall<T>): Promise<T> {
-  starting = call as RedisCall<unknown>
-  const promise = new Promise<T>(takeResolve as (resolve: (value: T) => void) => void)
-  starting = undefined
-  return promise
 }

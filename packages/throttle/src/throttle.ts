@@ -1,5 +1,6 @@
 import {
   type Answer,
+  createDeadlineList,
   createEpisodes,
   createEvents,
   createIpResolver,
@@ -16,7 +17,7 @@ import {
   ThrottleLimitError,
 } from '@ri/core'
 import { RateLimiterQueue } from 'rate-limiter-flexible'
-import { createWatchdog, type Done, type LimitEngine, memoryEngine, type RedisHealth, redisEngine, type StoreKind } from './engine.js'
+import { type Done, type LimitEngine, memoryEngine, type RedisHealth, redisEngine, type StoreKind } from './engine.js'
 import { ceilSeconds, HEADER_MODES, type HeadersMode, policyItem, QUOTA_EXCEEDED_TYPE, serviceLimitItem, sfString } from './headers.js'
 import { compileIpList, compileKey, type IpMatcher, type KeyContext, type KeyFn, type KeySpec, keySegment, safeKey } from './keys.js'
 import {
@@ -290,7 +291,7 @@ export function createThrottle(options: ThrottleOptions = {}): Throttle {
     generation: 0,
     engaged: false,
     skipUntil: 0,
-    watch: createWatchdog(timeoutMs),
+    watch: createDeadlineList(timeoutMs),
     engage(gen, error) {
       if (this.engaged || gen !== this.generation) return
       this.engaged = true

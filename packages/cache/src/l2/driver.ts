@@ -1,4 +1,4 @@
-import { type Episodes, type Logger, RiConfigError, RiTimeoutError, type RiEvents } from '@ri/core'
+import { createDeadlineList, type DeadlineEntry, type Episodes, type Logger, promiseInto, RiConfigError, RiTimeoutError, type RiEvents } from '@ri/core'
 import { ProxyTracerProvider, type Span, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api'
 import { createRequire } from 'node:module'
 import type { Redis } from 'ioredis'
@@ -229,21 +229,20 @@ export function createL2Driver(options: {
   let tracing = tracingOn()
 
   // Deadlines of in-flight requests, checked by one unref'd timer instead of a setTimeout per
-  // command (a Timeout per Redis call showed up in profiles of the L2 hit path). One object per
-  // request holds everything the outcome needs: its methods live on the prototype, so a request
-  // allocates this record, its promise and the two reply callbacks, nothing else.
-  class Pending<R, T> {
-    settled = false
-    // Checked at the sweeper's resolution: a request may live up to one tick past its budget.
-    readonly deadline = performance.now() + timeout
-    // In-flight requests form a list in start order, which (one timeout for every request) is
-    // also deadline order: the sweeper stops at the first one still in time, and a settled
-    // request unlinks itself in O(1) and is garbage at once (no Set rehashing per request).
-    prev: Pending<unknown, unknown> | undefined = undefined
-    next: Pending<unknown, unknown> | undefined = undefined
+  // command (a Timeout per Redis call showed up in profiles of the L2 hit path): @ri/core's
+  // deadline list, which also re-checks `tracing` on each tick. One object per request holds
+  // everything the outcome needs: its methods live on the prototype, so a request allocates this
+  // record, its promise and the two reply callbacks, nothing else.
+  const inflight = createDeadlineList(timeout, () => {
+    tracing = tracingOn()
+  })
+  class Pending<R, T> implements DeadlineEntry {
+    deadline = 0
+    prev: DeadlineEntry | undefined = undefined
+    next: DeadlineEntry | undefined = undefined
     out!: Promise<T | Fail>
-    resolve!: (value: T | Fail) => void
-    reject!: (error: unknown) => void
+    resolve: ((value: T | Fail | PromiseLike<T | Fail>) => void) | undefined = undefined
+    reject: ((error: unknown) => void) | undefined = undefined
     constructor(
       readonly operation: string,
       readonly span: Span | undefined,
@@ -253,17 +252,8 @@ export function createL2Driver(options: {
       /** Passed to `map`: the caller's per-request state, so `map` can be shared. */
       readonly ctx: unknown,
     ) {}
-    unlink(): void {
-      const { prev, next } = this
-      if (prev === undefined) head = next
-      else prev.next = next
-      if (next === undefined) tail = prev
-      else next.prev = prev
-      this.prev = this.next = undefined
-    }
+    /** Already out of the list (it expired, or the reply failed). */
     fail(error: unknown, message: string): void {
-      this.settled = true
-      this.unlink()
       failed(this.operation, error)
       if (this.span !== undefined) {
         this.span.setStatus({ code: SpanStatusCode.ERROR, message })
@@ -274,21 +264,19 @@ export function createL2Driver(options: {
     /** FAIL, or what `onFail` makes of it (an exception there, e.g. from a listener, rejects). */
     settleFail(): void {
       const onFail = this.onFail
-      if (onFail === undefined) this.resolve(FAIL)
+      if (onFail === undefined) this.resolve!(FAIL)
       else
         try {
-          this.resolve(onFail === MAP_FAIL ? (this.map as unknown as (reply: Fail, ctx: unknown) => T)(FAIL, this.ctx) : onFail())
+          this.resolve!(onFail === MAP_FAIL ? (this.map as unknown as (reply: Fail, ctx: unknown) => T)(FAIL, this.ctx) : onFail())
         } catch (error) {
-          this.reject(error)
+          this.reject!(error)
         }
     }
     expire(): void {
       this.fail(new RiTimeoutError(`Redis ${this.operation}`, timeout), 'timeout')
     }
     ok(value: R): void {
-      if (this.settled) return
-      this.settled = true
-      this.unlink()
+      if (!inflight.remove(this)) return
       breaker.success()
       if (this.span !== undefined) this.span.end()
       let out: T
@@ -297,39 +285,19 @@ export function createL2Driver(options: {
       } catch (error) {
         // With `onFail` the caller's own continuation threw (not Redis): its promise rejects,
         // as an async function's would, and the breaker does not count it.
-        if (this.onFail !== undefined) this.reject(error)
+        if (this.onFail !== undefined) this.reject!(error)
         else {
           failed(this.operation, error)
-          this.resolve(FAIL)
+          this.resolve!(FAIL)
         }
         return
       }
-      this.resolve(out)
+      this.resolve!(out)
     }
     err(error: unknown): void {
-      if (this.settled) return
+      if (!inflight.remove(this)) return
       this.fail(error, String((error as Error)?.message ?? error))
     }
-  }
-  let head: Pending<unknown, unknown> | undefined
-  let tail: Pending<unknown, unknown> | undefined
-  let sweeper: NodeJS.Timeout | undefined
-  const tick = Math.max(5, Math.min(50, Math.floor(timeout / 4)))
-  const sweep = () => {
-    tracing = tracingOn()
-    const now = performance.now()
-    // expire() unlinks the head (and may start requests, appended at the tail with later deadlines).
-    while (head !== undefined && head.deadline <= now) head.expire()
-    if (head === undefined && sweeper !== undefined) {
-      clearInterval(sweeper)
-      sweeper = undefined
-    }
-  }
-  // Hands the promise's settle functions to the record without a closure per request.
-  let binding: Pending<unknown, unknown> | undefined
-  const bind = (resolve: (value: unknown) => void, reject: (error: unknown) => void) => {
-    binding!.resolve = resolve
-    binding!.reject = reject
   }
 
   /**
@@ -339,21 +307,11 @@ export function createL2Driver(options: {
   const begin = <R, T>(operation: string, map: ((reply: R, ctx: unknown) => T) | undefined, onFail: (() => T) | typeof MAP_FAIL | undefined, ctx?: unknown): Pending<R, T> | undefined => {
     if (!breaker.allow()) return undefined
     requests++
-    if (sweeper === undefined) {
-      tracing = tracingOn()
-      sweeper = setInterval(sweep, tick)
-      sweeper.unref()
-    }
+    // The first request after a quiet spell sees a tracer provider registered meanwhile.
+    if (inflight.idle) tracing = tracingOn()
     const rec = new Pending<R, T>(operation, tracing ? tracer.startSpan((SPAN_NAMES[operation] ??= `cache.l2.${operation}`)) : undefined, map, onFail, ctx)
-    binding = rec as Pending<unknown, unknown>
-    rec.out = new Promise<T | Fail>(bind as (resolve: (value: T | Fail) => void, reject: (error: unknown) => void) => void)
-    binding = undefined
-    if (tail === undefined) head = tail = rec as Pending<unknown, unknown>
-    else {
-      tail.next = rec as Pending<unknown, unknown>
-      rec.prev = tail
-      tail = rec as Pending<unknown, unknown>
-    }
+    rec.out = promiseInto<T | Fail>(rec)
+    inflight.add(rec)
     return rec
   }
   const settleWith = <R, T>(rec: Pending<R, T>, p: Promise<R>): void => {
@@ -454,22 +412,19 @@ export function createL2Driver(options: {
     return out
   }
   const tagKey = (t: string) => `${tagPrefix}${t}}`
-  /** Current {v, d} of each tag, read only: a missing record reads as 0, 0 (as in READ). */
-  const clusterVersions = async (tags: readonly string[]): Promise<number[]> => {
+  /**
+   * Current {v, d} of each tag (flat), per slot: read only (HMGET, a missing record reads as 0, 0
+   * as in READ), or for a write (`create`: ENSURE creates missing records, as WRITE does).
+   */
+  const clusterVersions = async (tags: readonly string[], create = false): Promise<number[]> => {
     if (tags.length === 0) return []
-    const replies = await perSlot(tags.map((t) => ({ key: tagKey(t), add: (p) => void p.hmget(tagKey(t), 'v', 'd') })))
-    const out: number[] = []
-    for (const r of replies) {
-      const pair = r as Array<string | null>
-      out.push(Number(pair[0] ?? 0) || 0, Number(pair[1] ?? 0) || 0)
-    }
-    return out
-  }
-  /** {v, d} of each tag for a write, creating missing records (ENSURE, as WRITE does). */
-  const clusterEnsure = async (tags: readonly string[]): Promise<number[]> => {
-    if (tags.length === 0) return []
-    const replies = await perSlot(tags.map((t) => ({ key: tagKey(t), add: (p) => void (p as unknown as ScriptClient).riCacheEnsure(tagKey(t)) })))
-    return replies.flatMap((r) => (r as number[]).map(Number))
+    const replies = await perSlot(
+      tags.map((t) => {
+        const key = tagKey(t)
+        return { key, add: create ? (p) => void (p as unknown as ScriptClient).riCacheEnsure(key) : (p) => void p.hmget(key, 'v', 'd') }
+      }),
+    )
+    return replies.flatMap((r) => (r as Array<string | number | null>).map((x) => Number(x ?? 0) || 0))
   }
   /** Value bytes + versions of their tags: two round trips (value, then its tags' slots). */
   const clusterWithVersions = async (raw: Buffer | null): Promise<RawRead | null> => {
@@ -485,7 +440,7 @@ export function createL2Driver(options: {
   const clusterWriteMany = async (cmds: readonly WriteCommand[]): Promise<number[][]> => {
     const split = cmds.map((c) => (c.tagLine === '' ? [] : c.tagLine.split('\x1f')))
     const unique = [...new Set(split.flat())]
-    const versions = await clusterEnsure(unique)
+    const versions = await clusterVersions(unique, true)
     if (unique.length > 0) requests++
     const at = new Map(unique.map((t, i) => [t, i]))
     const currents = split.map((tags) => tags.flatMap((t) => [versions[2 * at.get(t)!]!, versions[2 * at.get(t)! + 1]!]))
