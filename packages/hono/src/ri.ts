@@ -9,9 +9,7 @@ import {
   type Exchange,
   type Feature,
   type HeaderValue,
-  applyFeatureHeaders,
-  isHeaderRecord,
-  mergeFeatureHeaders,
+  joinFeatureHeaders,
   type MaybePromise,
   type Pipeline,
   type ResponseHeaders,
@@ -233,12 +231,8 @@ function riWriteHead(this: BoundOutgoing, ...args: unknown[]): unknown {
   const b = this[kOut]!
   this.writeHead = b.writeHead
   runOnHeaders(b.st)
-  const rh = b.st.exchange.responseHeaders
-  const at = typeof args[1] === 'string' ? 2 : 1
-  const record = args[at]
   // node-server hands the Response's headers to writeHead as a record: ri's join it there.
-  if (isHeaderRecord(record)) args[at] = mergeFeatureHeaders(record, rh, this)
-  else applyFeatureHeaders(this, rh)
+  joinFeatureHeaders(this, args, b.st.exchange.responseHeaders)
   return b.writeHead.apply(this, args)
 }
 

@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client'
+import { seriesKey } from './guard.js'
 
 /**
  * Metrics on the request path, recorded without prom-client's per-call work (label validation,
@@ -54,11 +55,6 @@ interface MetricData {
   aggregator: string
 }
 
-const seriesKey = (labelNames: readonly string[], labels: Readonly<Record<string, string>>): string => {
-  let key = ''
-  for (let i = 0; i < labelNames.length; i++) key += `${labels[labelNames[i]!]}\u0001`
-  return key
-}
 
 /**
  * A histogram registered in `registry` whose series are resolved once.

@@ -16,6 +16,13 @@ export interface SeriesGuard<L extends string> {
   readonly size: number
 }
 
+/** One string per label set, in `labelNames` order: the key both the guard and the fast metrics use. */
+export const seriesKey = (labelNames: readonly string[], labels: Readonly<Record<string, string>>): string => {
+  let key = ''
+  for (let i = 0; i < labelNames.length; i++) key += `${labels[labelNames[i]!]}\u0001`
+  return key
+}
+
 export function createSeriesGuard<L extends string>(
   metric: string,
   labelNames: readonly L[],
@@ -28,8 +35,7 @@ export function createSeriesGuard<L extends string>(
   const droppedLabels = { metric }
   return {
     labels(values) {
-      let key = ''
-      for (let i = 0; i < labelNames.length; i++) key += `${values[labelNames[i]!]}\u0001`
+      const key = seriesKey(labelNames, values)
       if (seen.has(key)) return values
       if (seen.size < max) {
         seen.add(key)
