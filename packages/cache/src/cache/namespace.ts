@@ -8,7 +8,7 @@ import { checkNamespaceOptions, type GetOrSetOptions, type NamespaceDefaults, ty
 import { decodeEntry, encodeBody, escapeTag, estimateSize, knownTagLine, type StoredEntry } from '../serializer.js'
 import { namespaceTag, type NamespaceHandle, type Stack } from './stack.js'
 import { TAGS_DELETED, TAGS_FRESH, TAGS_UNKNOWN } from './tags.js'
-import type { BatchLoader, Cache, CacheEntryInfo, Loader, LoaderContext } from './types.js'
+import { type BatchLoader, type Cache, type CacheEntryInfo, kPeekFresh, type Loader, type LoaderContext, type PeekFresh } from './types.js'
 
 
 interface L1Entry {
@@ -833,6 +833,14 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
 
   const children = new Map<string, Cache>()
 
+  // Fresh and trusted L1 entry, counted as an L1 hit; else undefined and nothing counted.
+  const peekFresh: PeekFresh = <T>(key: string) => {
+    if (l1 === undefined || stack.closed || !stack.trusted) return undefined
+    const e = l1.get(key)
+    if (e === undefined || l1State(e, Date.now()) !== FRESH) return undefined
+    hit1()
+    return { value: e.value as T, state: 'fresh', tier: 'l1', createdAt: e.created, freshUntil: e.fresh }
+  }
   const cache: Cache = {
     name,
     events,
@@ -1048,13 +1056,10 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     },
     async getEntry<T>(key: string): Promise<CacheEntryInfo<T> | undefined> {
       if (stack.closed) throw new RiClosedError('cache')
+      const fresh = peekFresh<T>(key)
+      if (fresh !== undefined) return fresh
       const e = l1?.get(key)
-      const now = Date.now()
-      const s = e === undefined ? NONE : l1State(e, now)
-      if (s === FRESH && stack.trusted) {
-        hit1()
-        return { value: e!.value as T, state: 'fresh', tier: 'l1', createdAt: e!.created, freshUntil: e!.fresh }
-      }
+      const s = e === undefined ? NONE : l1State(e, Date.now())
       if (driver !== undefined) {
         const rd = readL2(key)
         const r = await rd.p
@@ -1150,6 +1155,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     },
     dropFlights,
   }
+  Object.defineProperty(cache, kPeekFresh, { value: peekFresh })
   stack.register(handle)
   return cache
 }

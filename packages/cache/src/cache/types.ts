@@ -133,3 +133,11 @@ export interface Cache {
   /** Closes the shared connections (call once, on the root); later calls reject with RiClosedError. */
   close(): Promise<void>
 }
+
+/**
+ * @internal Synchronous look at L1 for the response cache: the entry when L1 holds it fresh and
+ * trusted (counted as an L1 hit), else undefined and nothing counted (then use `getEntry`).
+ * A symbol, not a method of `Cache`: no public API, and a cache without it still works.
+ */
+export const kPeekFresh: unique symbol = Symbol('@ri/cache.peekFresh')
+export type PeekFresh = <T>(key: string) => CacheEntryInfo<T> | undefined

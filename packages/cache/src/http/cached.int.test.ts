@@ -1,6 +1,6 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createPipeline, RiConfigError } from '@ri/core'
+import { type Answer, createPipeline, type Feature, RiConfigError } from '@ri/core'
 import { createNodeHandler, type NodeContext } from '@ri/core/node'
 import { afterAll, beforeAll, expect, it, describe } from 'vitest'
 import { cached, createCache } from '../index.js'
@@ -21,9 +21,10 @@ describe('cached(): HTTP response cache over real HTTP', () => {
   let calls = 0
   let server: http.Server
   let base = ''
+  let feature: Feature
 
   beforeAll(async () => {
-    const feature = cached({ cache: http1, ttl: '1m', tags: (ex) => (ex.path.startsWith('/products') ? ['products'] : undefined), vary: ['accept-language'] })
+    feature = cached({ cache: http1, ttl: '1m', tags: (ex) => (ex.path.startsWith('/products') ? ['products'] : undefined), vary: ['accept-language'] })
     const pipeline = createPipeline([feature])
     const handler = createNodeHandler(pipeline, [
       { method: 'GET', path: '/products', handler: (_req, _res, ctx) => (calls++, send(ctx, 200, JSON.stringify({ n: calls, lang: ctx.exchange.header('accept-language') ?? null }), { 'content-type': 'application/json' })) },
@@ -117,6 +118,24 @@ describe('cached(): HTTP response cache over real HTTP', () => {
     expect(r2.headers.has('__proto__')).toBe(false)
     expect(r2.headers.has('0')).toBe(false)
     expect(await r2.text()).toBe('proto')
+  })
+
+  it('answers a fresh L1 hit synchronously (no promise), counted as one L1 hit; a miss stays asynchronous', async () => {
+    const headers = { 'accept-language': 'en' }
+    await (await fetch(`${base}/products?sync`, { headers })).text()
+    const exchange = (url: string) => createPipeline([]).exchange({ method: 'GET', url, headers })
+    const hitsBefore = http1.stats().l1.hits
+    const hit = feature.onRequest!(exchange('/products?sync'))
+    expect(hit).not.toBeInstanceOf(Promise)
+    expect((hit as Answer).status).toBe(200)
+    expect((hit as Answer).headers?.['x-cache']).toBe('HIT')
+    expect(http1.stats().l1.hits - hitsBefore).toBe(1)
+    const missesBefore = http1.stats().misses
+    const miss = feature.onRequest!(exchange('/products?never-stored'))
+    expect(miss).toBeInstanceOf(Promise)
+    expect(await miss).toBeUndefined()
+    expect(http1.stats().misses - missesBefore).toBe(1)
+    expect(http1.stats().l1.hits - hitsBefore).toBe(1)
   })
 
   it('validates its options', () => {
