@@ -22,7 +22,8 @@ export type StoreKind = 'redis' | 'memory' | 'insurance' | 'none'
 export type Done<T> = (allowed: boolean, res: Pick<RateLimiterRes, 'remainingPoints' | 'msBeforeNext'> | null, store: StoreKind, inMemoryBlocked: boolean) => T
 
 export interface LimitEngine {
-  run<T>(key: string, cost: number, done: Done<T>): Promise<T>
+  /** Decides; the memory engine answers synchronously (no promise) when it can. */
+  run<T>(key: string, cost: number, done: Done<T>): T | Promise<T>
   /** Gives `cost` back (refunds); never throws, never waits. */
   refund(key: string, cost: number, store: StoreKind): void
   /** rate-limiter-flexible limiter, for `RateLimiterQueue`. */
@@ -82,6 +83,36 @@ function isRes(value: unknown): value is RateLimiterRes {
   return value instanceof RateLimiterRes
 }
 
+/** The part of rate-limiter-flexible's in-memory storage a synchronous decision uses. */
+interface MemoryStorageLike {
+  incrby(key: string, value: number, durationSec: number): RateLimiterRes
+  set(key: string, value: number, durationSec: number): RateLimiterRes
+}
+
+/**
+ * `RateLimiterMemory.consume()` without its promise: the same storage calls in the same order
+ * (rate-limiter-flexible decides synchronously and only wraps the answer in a promise). Returns
+ * undefined when the limiter does not look like the version this was written against, or uses a
+ * mode it does not cover (`execEvenly`); `run` then goes through `consume()`. The request is
+ * allowed when `consumedPoints <= points`, as in `consume()`.
+ */
+export function syncConsumer(limiter: RateLimiterMemory): ((key: string, points: number) => RateLimiterRes) | undefined {
+  const l = limiter as unknown as { _memoryStorage?: Partial<MemoryStorageLike>; execEvenly?: boolean; points: number; duration: number; blockDuration: number }
+  const storage = l._memoryStorage
+  if (typeof storage?.incrby !== 'function' || typeof storage.set !== 'function' || l.execEvenly) return undefined
+  if (typeof l.points !== 'number' || typeof l.duration !== 'number' || typeof l.blockDuration !== 'number') return undefined
+  const store = storage as MemoryStorageLike
+  return (key, points) => {
+    const rlKey = limiter.getKey(key)
+    let res = store.incrby(rlKey, points, l.duration)
+    ;(res as { remainingPoints: number }).remainingPoints = Math.max(l.points - res.consumedPoints, 0)
+    if (res.consumedPoints <= l.points) return res
+    // Over the limit: block only the first time (rate-limiter-flexible's rule).
+    if (l.blockDuration > 0 && res.consumedPoints <= l.points + points) res = store.set(rlKey, res.consumedPoints, l.blockDuration)
+    return res
+  }
+}
+
 /** Builds a memory engine for one limit. */
 export function memoryEngine(spec: LimitSpec): LimitEngine {
   // Every limiter has its own map, so no prefix is needed: the key is used as-is (no string
@@ -89,9 +120,15 @@ export function memoryEngine(spec: LimitSpec): LimitEngine {
   const opts = (points: number, duration: number) => ({ points, duration, keyPrefix: '', blockDuration: spec.blockSec })
   const main = new RateLimiterMemory(opts(spec.points, spec.windowSec))
   const limiter = spec.burst ? new BurstyRateLimiter(main, new RateLimiterMemory(opts(spec.burst.points, spec.burst.windowSec))) : main
+  // A plain limit decides synchronously; a bursty one goes through BurstyRateLimiter's promises.
+  const consumeNow = spec.burst ? undefined : syncConsumer(main)
   return {
     limiter,
     run(key, cost, done) {
+      if (consumeNow !== undefined) {
+        const r = consumeNow(key, cost)
+        return done(r.consumedPoints <= spec.points, r, 'memory', false)
+      }
       return limiter.consume(key, cost).then(
         (r) => done(true, r, 'memory', false),
         (e: unknown) => (isRes(e) ? done(false, e, 'memory', false) : done(true, null, 'none', false)),

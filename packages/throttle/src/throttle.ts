@@ -510,9 +510,14 @@ export function createThrottle(options: ThrottleOptions = {}): Throttle {
       }
       return l.engine.run(key, cost, done)
     }
-    const runs = new Array<Promise<Outcome>>(limits.length)
-    for (let i = 0; i < limits.length; i++) runs[i] = limits[i]!.engine.run(key, cost, toOutcome(limits[i]!))
-    return Promise.all(runs).then((outs) => {
+    const runs = new Array<Outcome | Promise<Outcome>>(limits.length)
+    let pending = false
+    for (let i = 0; i < limits.length; i++) {
+      const r = limits[i]!.engine.run(key, cost, toOutcome(limits[i]!))
+      runs[i] = r
+      if (typeof (r as Promise<Outcome>).then === 'function') pending = true
+    }
+    const combine = (outs: Outcome[]): T => {
       // Refused: the limit that makes the client wait longest decides. Allowed: the one with least left.
       let at = -1
       for (let i = 0; i < outs.length; i++) {
@@ -543,7 +548,9 @@ export function createThrottle(options: ThrottleOptions = {}): Throttle {
       const store = outs.some((x) => x.store === 'insurance') ? 'insurance' : d.store
       if (events.has('throttle.decision')) emit(rule, l.policy, allowed ? 'allowed' : d.inMemoryBlocked ? 'blocked-in-memory' : 'limited', store)
       return finish(ex, new Decision(allowed, l.points, d.remaining, d.resetMs, allowed ? 0 : d.resetMs, l.policy, allowed ? 'allowed' : 'limited', store, rule, key, cost, outs))
-    })
+    }
+    // Every limit decided in memory: the combined decision stays synchronous too.
+    return pending ? Promise.all(runs).then(combine) : combine(runs as Outcome[])
   }
 
   const asResult = (_ex: Exchange, d: Decision): ThrottleResult => d
