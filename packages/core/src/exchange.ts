@@ -21,6 +21,14 @@ export interface Answer {
 
 export type ResponseHeaders = Record<string, string | string[]>
 
+/**
+ * Objects for per-request maps: no inherited properties (like `Object.create(null)`), but V8
+ * keeps them in fast mode, where `Object.create(null)` starts as a dictionary (about 3x slower to
+ * fill and walk with `for...in` for the few keys a request has).
+ */
+const Bag = function Bag() {} as unknown as new () => Record<string, never>
+Bag.prototype = Object.create(null)
+
 /** What an adapter knows about the incoming request. */
 export interface ExchangeInit {
   readonly method: string
@@ -57,9 +65,9 @@ export class Exchange {
   // Created on first use: most requests never mark a phase.
   private timingsStore: Timings | undefined
   /** Per-request state of features, keyed by feature name. */
-  readonly state: Record<string, unknown> = Object.create(null)
+  readonly state: Record<string, unknown> = new Bag()
   /** Headers features want on the response; the adapter applies them. */
-  readonly responseHeaders: ResponseHeaders = Object.create(null)
+  readonly responseHeaders: ResponseHeaders = new Bag()
   status = 200
   finished = false
   private finishListeners: Array<(info: FinishInfo) => void> | undefined
