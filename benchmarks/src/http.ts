@@ -108,8 +108,21 @@ export async function measureServers(
     }
   }
   return subjects.map((s) => {
-    const list = [...runs.get(s.name)!].sort((a, b) => a.opsPerSec - b.opsPerSec)
+    const rounds = runs.get(s.name)!
+    const list = [...rounds].sort((a, b) => a.opsPerSec - b.opsPerSec)
     const median = list[Math.floor(list.length / 2)]!
-    return { name: s.name, ...median }
+    return { name: s.name, ...median, rounds: rounds.map((r) => r.opsPerSec) }
   })
+}
+
+/**
+ * Median over rounds of `a`'s req/s divided by `b`'s in the same round. Subjects of one round run
+ * seconds apart, so a machine that drifts over minutes (shared VMs) cancels out of each ratio,
+ * which a ratio of the two medians (rounds minutes apart) does not do.
+ */
+export function pairedRatio(a: { readonly rounds: readonly number[] }, b: { readonly rounds: readonly number[] }): number {
+  if (a.rounds.length !== b.rounds.length || a.rounds.length === 0) throw new Error('pairedRatio: subjects measured in different rounds')
+  const ratios = a.rounds.map((v, i) => v / b.rounds[i]!).sort((x, y) => x - y)
+  const mid = ratios.length >> 1
+  return ratios.length % 2 === 1 ? ratios[mid]! : (ratios[mid - 1]! + ratios[mid]!) / 2
 }
