@@ -4,12 +4,12 @@ import { Controller, Get, HttpCode, type INestApplication, Module, Param, Post, 
 import { NestFactory, RouterModule } from '@nestjs/core'
 import { FastifyAdapter } from '@nestjs/platform-fastify'
 import { createCache } from '@ri/cache'
-import { type Logger, RiConfigError } from '@ri/core'
+import { type Feature, type Logger, RiConfigError } from '@ri/core'
 import { createSlowLog } from '@ri/slowlog'
 import { createThrottle } from '@ri/throttle'
 import { request } from 'undici'
-import { describe, expect, it } from 'vitest'
-import { Cached, CacheTags, InvalidateTags, RiModule, type RiModuleOptions, Serialize, SkipThrottle, SlowThreshold, Throttle } from './index.js'
+import { describe, expect, it, vi } from 'vitest'
+import { Cached, CacheTags, InvalidateTags, RiInterceptor, RiModule, type RiModuleOptions, Serialize, SkipThrottle, SlowThreshold, Throttle, UseFeatures } from './index.js'
 
 function capture(): Logger & { lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = []
@@ -119,6 +119,52 @@ for (const platform of ['express', 'fastify'] as const) {
         expect(routes).not.toContain('/api/items/user')
       } finally {
         await app2.close()
+      }
+    })
+
+    it('only decorated routes run RiInterceptor, once per request, from controllers in any module', async () => {
+      const seen: string[] = []
+      const counter: Feature = { name: 'counter', onRequest: (ex) => void seen.push(ex.route ?? '?') }
+      @Controller('deco')
+      @UseFeatures(counter)
+      class DecoratedController {
+        @Get('both')
+        @Throttle({ limit: 100, window: '1m' })
+        both() {
+          return 'both'
+        }
+      }
+      @Controller('plain')
+      class PlainController {
+        @Get()
+        plain() {
+          return 'plain'
+        }
+      }
+      @Module({ controllers: [DecoratedController] })
+      class FeatureModule {}
+      @Module({ imports: [RiModule.forRoot({}), FeatureModule], controllers: [PlainController] })
+      class AppModule {}
+      const intercept = vi.spyOn(RiInterceptor.prototype, 'intercept')
+      const app: INestApplication =
+        platform === 'fastify' ? await NestFactory.create(AppModule, new FastifyAdapter(), { logger: false }) : await NestFactory.create(AppModule, { logger: false })
+      await app.listen(0, '127.0.0.1')
+      const base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`
+      try {
+        // the interceptor sits on the decorated controller and its handler, not on PlainController
+        expect(Reflect.getMetadata('__interceptors__', DecoratedController)).toEqual([RiInterceptor])
+        expect(Reflect.getMetadata('__interceptors__', DecoratedController.prototype.both)).toEqual([RiInterceptor])
+        expect(Reflect.getMetadata('__interceptors__', PlainController.prototype.plain)).toBeUndefined()
+        const both = await get(`${base}/deco/both`)
+        expect(both.status).toBe(200)
+        expect(both.headers.ratelimit).toBe('"100-per-1m";r=99;t=60') // counted once, not twice
+        expect(seen).toEqual(['/deco/both'])
+        intercept.mockClear()
+        expect((await get(`${base}/plain`)).text).toBe('plain')
+        expect(intercept).not.toHaveBeenCalled()
+      } finally {
+        intercept.mockRestore()
+        await app.close()
       }
     })
 

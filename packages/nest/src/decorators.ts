@@ -1,8 +1,10 @@
 import type {} from 'reflect-metadata'
+import { UseInterceptors } from '@nestjs/common'
 import type { Cache, CachedOptions } from '@ri/cache'
 import type { Duration, Feature } from '@ri/core'
 import type { JsonSchema } from '@ri/core/node'
 import type { ThrottledOptions } from '@ri/throttle'
+import { RiInterceptor } from './interceptor.js'
 import { RI_CACHE_TAGS, RI_CACHED, RI_FEATURES, RI_INVALIDATE_TAGS, RI_SERIALIZE, RI_SKIP_THROTTLE, RI_SLOW, RI_THROTTLE } from './tokens.js'
 
 type Decorator = ClassDecorator & MethodDecorator
@@ -11,6 +13,23 @@ type Decorator = ClassDecorator & MethodDecorator
 function define(key: string, value: unknown): Decorator {
   return (target: object, _key?: string | symbol, descriptor?: PropertyDescriptor) => {
     Reflect.defineMetadata(key, value, (descriptor ? descriptor.value : target) as object)
+  }
+}
+
+// @nestjs/common/constants INTERCEPTORS_METADATA, as a plain string: no deep import.
+const INTERCEPTORS_METADATA = '__interceptors__'
+
+/**
+ * Also attaches `RiInterceptor` to the handler or controller (once per target): only routes that
+ * carry ri decorators pay for an interceptor; the others run none of ri's (Nest's interceptor
+ * chain costs an Observable pipeline per request).
+ */
+function intercepted(decorator: Decorator): Decorator {
+  return (target: object, key?: string | symbol, descriptor?: PropertyDescriptor) => {
+    ;(decorator as (t: object, k?: string | symbol, d?: PropertyDescriptor) => void)(target, key, descriptor)
+    const holder = (descriptor ? descriptor.value : target) as object
+    const list = Reflect.getMetadata(INTERCEPTORS_METADATA, holder) as readonly unknown[] | undefined
+    if (!list?.includes(RiInterceptor)) (UseInterceptors(RiInterceptor) as (t: object, k?: string | symbol, d?: PropertyDescriptor) => void)(target, key, descriptor)
   }
 }
 
@@ -36,7 +55,7 @@ function append(key: string, values: readonly unknown[]): Decorator {
  * }
  */
 export function UseFeatures(...features: Feature[]): Decorator {
-  return append(RI_FEATURES, features)
+  return intercepted(append(RI_FEATURES, features))
 }
 
 /**
@@ -57,7 +76,7 @@ export type CachedDecoratorOptions = Omit<CachedOptions, 'cache'> & { readonly c
  * @Get(':id') @Cached({ ttl: '30s' }) @CacheTags('products') get(@Param('id') id: string) { return this.products.get(id) }
  */
 export function Cached(options: CachedDecoratorOptions = {}): Decorator {
-  return define(RI_CACHED, Object.freeze({ ...options }))
+  return intercepted(define(RI_CACHED, Object.freeze({ ...options })))
 }
 
 /**
@@ -68,7 +87,7 @@ export function Cached(options: CachedDecoratorOptions = {}): Decorator {
  * @Controller('products') @CacheTags('products') class ProductsController {}
  */
 export function CacheTags(...tags: string[]): Decorator {
-  return append(RI_CACHE_TAGS, tags)
+  return intercepted(append(RI_CACHE_TAGS, tags))
 }
 
 /** A tag to invalidate: a string, or computed from the platform request (`req.params` ...). */
@@ -83,7 +102,7 @@ export type InvalidateTag = string | ((request: { readonly params?: Record<strin
  * @Put(':id') @InvalidateTags('products', (req) => `product:${req.params.id}`) update() {}
  */
 export function InvalidateTags(...tags: InvalidateTag[]): Decorator {
-  return append(RI_INVALIDATE_TAGS, tags)
+  return intercepted(append(RI_INVALIDATE_TAGS, tags))
 }
 
 /**
@@ -94,7 +113,7 @@ export function InvalidateTags(...tags: InvalidateTag[]): Decorator {
  * @Post('sync') @Throttle({ limit: 2, window: '1m' }) sync() {}
  */
 export function Throttle(rule: Omit<ThrottledOptions, 'throttle'>): Decorator {
-  return define(RI_THROTTLE, Object.freeze({ ...rule }))
+  return intercepted(define(RI_THROTTLE, Object.freeze({ ...rule })))
 }
 
 /**
@@ -118,7 +137,7 @@ export function SkipThrottle(skip = true): Decorator {
  * @Get('export') @SlowThreshold('5s') export() {}
  */
 export function SlowThreshold(threshold: Duration | false): Decorator {
-  return define(RI_SLOW, threshold)
+  return intercepted(define(RI_SLOW, threshold))
 }
 
 /**
@@ -137,5 +156,5 @@ export type SerializeSchema = JsonSchema
  * @Get(':id') @Serialize({ type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' } } }) get() {}
  */
 export function Serialize(schema: SerializeSchema): Decorator {
-  return define(RI_SERIALIZE, schema)
+  return intercepted(define(RI_SERIALIZE, schema))
 }

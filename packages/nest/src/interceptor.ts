@@ -9,16 +9,19 @@ interface HeaderSetter {
   header(name: string, value: string): unknown
 }
 
+const kPlanRun = Symbol('@ri/nest.plan-run')
+
 const isRaw = (v: unknown) => v === undefined || v === null || typeof v === 'string' || v instanceof Uint8Array || typeof (v as { pipe?: unknown }).pipe === 'function'
 
 /**
  * Runs a handler's ri decorators (`@UseFeatures()`, `@Cached()`, `@Throttle()`, `@SlowThreshold()`,
  * `@SkipThrottle()`, `@Serialize()`, `@InvalidateTags()`) on the exchange the platform binding
- * created; the plan of each handler is compiled once, at bootstrap. Registered globally by
- * `RiModule`; handlers without ri metadata pass straight through.
+ * created; the plan of each handler is compiled once, at bootstrap. ri's decorators attach it to
+ * the handlers and controllers that carry them (routes without ri decorators run no interceptor of
+ * ri's); a request runs its plan once even where it is attached twice.
  *
  * @example
- * // registered by RiModule.forRoot(); nothing to do. Declare features per handler:
+ * // attached by the decorators; nothing to do. Declare features per handler:
  * @Get(':id') @Cached({ ttl: '30s' }) get() {}
  */
 @Injectable()
@@ -55,6 +58,10 @@ export class RiInterceptor implements NestInterceptor {
     const http = context.switchToHttp()
     const req = http.getRequest<unknown>()
     const res = http.getResponse<unknown>()
+    // Attached to a controller and to its handler (or also registered globally): run the plan once.
+    const seen = req as { [kPlanRun]?: true }
+    if (seen[kPlanRun]) return next.handle()
+    seen[kPlanRun] = true
     if (plan.features.length === 0) return this.handle(plan, next, req, res)
     // both platforms run on node's request/response (Fastify's raw ones): core's node binding
     const result = applyNodeFeatures(rawRequest(req), rawResponse(res), plan.features)

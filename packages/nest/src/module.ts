@@ -10,13 +10,12 @@ import {
   type OnApplicationBootstrap,
   type Provider,
 } from '@nestjs/common'
-import { APP_FILTER, APP_INTERCEPTOR, DiscoveryModule, HttpAdapterHost } from '@nestjs/core'
+import { APP_FILTER, DiscoveryModule, HttpAdapterHost } from '@nestjs/core'
 import { createOptionsChecker, createRiPipeline, isPlainObject, type Pipeline, type RiOptions } from '@ri/core'
 import { createNodeBinding, writeAnswer } from '@ri/core/node'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
 import { RiAnswerFilter } from './answer.js'
-import { RiInterceptor } from './interceptor.js'
 import { RiRoutes } from './routes.js'
 import { RI_CACHE, RI_DB, RI_OPTIONS, RI_PIPELINE } from './tokens.js'
 
@@ -93,12 +92,12 @@ function providers(options: Provider): Provider[] {
     { provide: RI_CACHE, useFactory: (o: RiModuleOptions) => o.cache ?? null, inject: [RI_OPTIONS] },
     { provide: RI_DB, useFactory: (o: RiModuleOptions) => o.db ?? null, inject: [RI_OPTIONS] },
     RiRoutes,
-    { provide: APP_INTERCEPTOR, useClass: RiInterceptor },
     { provide: APP_FILTER, useClass: RiAnswerFilter },
   ]
 }
 
-const EXPORTS = [RI_OPTIONS, RI_PIPELINE, RI_CACHE, RI_DB]
+// RiRoutes: for the RiInterceptor instances the decorators attach, created in the controllers' modules.
+const EXPORTS = [RI_OPTIONS, RI_PIPELINE, RI_CACHE, RI_DB, RiRoutes]
 
 /**
  * ri for NestJS, on the Express and the Fastify platform alike: the global features run in core's
