@@ -1,6 +1,7 @@
 // `pnpm bench [--quick] [filter]`: runs every benchmarks/src/*.bench.ts in one process, one after
 // another, with a live progress line, then writes results/latest.json, results/latest.md and one
-// SVG chart per comparison.
+// SVG chart per comparison. A filtered run writes the same files under results/tmp/ (not
+// committed), so the published results always come from one run of the whole suite.
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem, type } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -9,10 +10,10 @@ import { renderMarkdown, renderSvg, ratio } from './report.js'
 import type { BenchComparison, BenchFile } from './types.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const resultsDir = join(here, '..', 'results')
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const filters = args.filter((a) => !a.startsWith('--'))
+const resultsDir = join(here, '..', 'results', ...(filters.length > 0 ? ['tmp'] : []))
 
 const files = readdirSync(here)
   .filter((f) => f.endsWith('.bench.ts'))
@@ -73,7 +74,9 @@ for (const c of comparisons) {
   if (c.target) console.log(`target: ${c.target.text} -> ${c.target.met ? 'met' : 'NOT met'}`)
 }
 console.log(`\n${Object.entries(seconds).map(([f, s]) => `${f} ${s} s`).join(', ')}`)
-console.log(`wrote ${join('benchmarks', 'results', 'latest.md')} and ${comparisons.length} chart(s) in ${totalSeconds} s`)
+const written = join('benchmarks', 'results', ...(filters.length > 0 ? ['tmp'] : []), 'latest.md')
+console.log(`wrote ${written} and ${comparisons.length} chart(s) in ${totalSeconds} s`)
+if (filters.length > 0) console.log('filtered run: benchmarks/results/latest.* still hold the last run of the whole suite')
 if (failures.length > 0) {
   console.error(`${failures.length} benchmark file(s) failed: ${failures.join(', ')}`)
   process.exit(1)
