@@ -14,6 +14,19 @@ describe('mergeFeatureHeaders', () => {
     expect(record).toEqual({ 'Content-Type': 'application/json', 'X-Dup': 'handler' })
   })
 
+  it('finds the handler header in lower case, in mixed case, and among mixed-case neighbours', () => {
+    const features = { 'content-type': 'text/plain', 'x-request-id': 'f', 'x-new': 'n' }
+    expect(mergeFeatureHeaders({ 'content-type': 'json', 'x-request-id': 'h' }, features, holder())).toEqual({ 'content-type': 'json', 'x-request-id': 'h', 'x-new': 'n' })
+    expect(mergeFeatureHeaders({ 'X-Other': 'a', 'content-type': 'json', 'X-REQUEST-ID': 'h' }, features, holder())).toEqual({
+      'X-Other': 'a',
+      'content-type': 'json',
+      'X-REQUEST-ID': 'h',
+      'x-new': 'n',
+    })
+    // inherited names are not the handler's headers
+    expect(mergeFeatureHeaders(Object.create({ 'x-new': 'proto' }) as Record<string, unknown>, { 'x-new': 'n' }, holder())).toEqual({ 'x-new': 'n' })
+  })
+
   it('does not override a header already set on the response', () => {
     expect(mergeFeatureHeaders({}, { 'x-a': 'feature' }, holder({ 'x-a': 'set' }))).toEqual({})
   })

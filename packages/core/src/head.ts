@@ -19,20 +19,33 @@ const toList = (v: unknown): string[] => (v === undefined || v === null ? [] : A
  * args[1] = mergeFeatureHeaders(args[1], ex.responseHeaders, res) // then writeHead(...args)
  */
 export function mergeFeatureHeaders(record: Readonly<Record<string, unknown>>, features: ResponseHeaders, res: HeaderHolder): Record<string, unknown> {
+  // Feature names are lower-case (Exchange.setHeader); the handler's usually are too, so a name
+  // is looked up as is, and the record is scanned case-insensitively only when it has upper case.
+  // (No lower-case index object: a map built per response cost more than the lookups it saved.)
   const merged: Record<string, unknown> = {}
-  const lower: Record<string, string> = Object.create(null)
+  let mixedCase = false
   for (const key in record) {
+    if (!hasOwn(record, key)) continue
     merged[key] = record[key]
-    lower[key.toLowerCase()] = key
+    if (!mixedCase && key !== key.toLowerCase()) mixedCase = true
   }
   for (const name in features) {
-    const own = lower[name]
+    const own = hasOwn(record, name) ? name : mixedCase ? findHeaderName(record, name) : undefined
     if (name === 'set-cookie') {
       if (own !== undefined) merged[own] = [...toList(record[own]), ...toList(features[name])]
       else merged[name] = [...toList(res.getHeader(name)), ...toList(features[name])]
     } else if (own === undefined && !res.hasHeader(name)) merged[name] = features[name]
   }
   return merged
+}
+
+const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k)
+
+/** The name under which `record` holds header `lowerName` (any case), or undefined. */
+function findHeaderName(record: Readonly<Record<string, unknown>>, lowerName: string): string | undefined {
+  const n = lowerName.length
+  for (const k in record) if (k.length === n && k.toLowerCase() === lowerName) return k
+  return undefined
 }
 
 /**
@@ -78,9 +91,8 @@ export function joinFeatureHeaders(
 
 /** The value of header `lowerName` in a record whose names may have any case, or undefined. */
 export function findHeader(record: Readonly<Record<string, unknown>>, lowerName: string): unknown {
-  const n = lowerName.length
-  for (const k in record) if (k.length === n && k.toLowerCase() === lowerName) return record[k]
-  return undefined
+  const name = findHeaderName(record, lowerName)
+  return name === undefined ? undefined : record[name]
 }
 
 /** True for the plain-object form of writeHead's headers (not the raw `[name, value, ...]` array). */
