@@ -91,6 +91,29 @@ describe('createFastCounter', () => {
     expect(await ours.metrics()).toBe(await theirs.metrics())
   })
 
+  it('prepared label sets count into the same series as inc(), across reset and under the cap', async () => {
+    const registry = new Registry()
+    const drops: number[] = []
+    const c = createFastCounter(registry, { name: 'ri_p_total', help: 'p', labelNames: ['rule', 'result'], cap: { max: 2, overflow: '__overflow__', onDrop: () => drops.push(1) } })
+    const allowed = c.prepare({ rule: 'login', result: 'allowed' })
+    const limited = c.prepare({ rule: 'login', result: 'limited' })
+    const third = c.prepare({ rule: 'api', result: 'allowed' })
+    c.incPrepared(allowed)
+    c.inc({ rule: 'login', result: 'allowed' }, 2)
+    c.incPrepared(limited, 5)
+    c.incPrepared(third) // over the cap of two series: overflow
+    const values = async () => (await c.get()).values.map((v) => [v.labels, v.value])
+    expect(await values()).toEqual([
+      [{ rule: 'login', result: 'allowed' }, 3],
+      [{ rule: 'login', result: 'limited' }, 5],
+      [{ rule: '__overflow__', result: '__overflow__' }, 1],
+    ])
+    expect(drops).toHaveLength(1)
+    c.reset()
+    c.incPrepared(third)
+    expect(await values()).toEqual([[{ rule: 'api', result: 'allowed' }, 1]])
+  })
+
   it('reset empties it', async () => {
     const { ours } = fill()
     ours.resetMetrics()

@@ -139,8 +139,18 @@ export interface FastCounter {
   readonly aggregator: 'sum'
   /** Adds `value` (default 1) to the series of `labels` (the caller caps cardinality). */
   inc(labels?: Readonly<Record<string, string>>, value?: number): void
+  /** A label set resolved once, for `incPrepared` (hot paths that see the same few label sets). */
+  prepare(labels: Readonly<Record<string, string>>): PreparedLabels
+  /** `inc` for a prepared label set: no key built per call. */
+  incPrepared(prepared: PreparedLabels, value?: number): void
   get(): Promise<MetricData>
   reset(): void
+}
+
+/** A label set and its series key, built once by `FastCounter.prepare`. */
+export interface PreparedLabels {
+  readonly key: string
+  readonly labels: Readonly<Record<string, string>>
 }
 
 /**
@@ -167,6 +177,23 @@ export function createFastCounter(
   const cap = options.cap
   let admitted = 0
   let overflowSeries: { labels: Record<string, string>; value: number } | undefined
+  const add = (key: string, labels: Readonly<Record<string, string>>, value: number): void => {
+    const s = all.get(key)
+    if (s !== undefined) s.value += value
+    else if (cap === undefined || admitted < cap.max) {
+      admitted++
+      all.set(key, { labels: { ...labels }, value })
+    } else {
+      cap.onDrop()
+      if (overflowSeries === undefined) {
+        const labels: Record<string, string> = {}
+        for (const n of labelNames) labels[n] = cap.overflow
+        overflowSeries = { labels, value: 0 }
+        all.set(seriesKey(labelNames, labels), overflowSeries)
+      }
+      overflowSeries.value += value
+    }
+  }
   const counter: FastCounter = {
     name: options.name,
     help: options.help,
@@ -174,22 +201,13 @@ export function createFastCounter(
     aggregator: 'sum',
     inc(labels = none, value = 1) {
       // One key per call finds the series and enforces the cap (no separate guard lookup).
-      const key = seriesKey(labelNames, labels)
-      const s = all.get(key)
-      if (s !== undefined) s.value += value
-      else if (cap === undefined || admitted < cap.max) {
-        admitted++
-        all.set(key, { labels: { ...labels }, value })
-      } else {
-        cap.onDrop()
-        if (overflowSeries === undefined) {
-          const labels: Record<string, string> = {}
-          for (const n of labelNames) labels[n] = cap.overflow
-          overflowSeries = { labels, value: 0 }
-          all.set(seriesKey(labelNames, labels), overflowSeries)
-        }
-        overflowSeries.value += value
-      }
+      add(seriesKey(labelNames, labels), labels, value)
+    },
+    prepare(labels) {
+      return Object.freeze({ key: seriesKey(labelNames, labels), labels: Object.freeze({ ...labels }) })
+    },
+    incPrepared(prepared, value = 1) {
+      add(prepared.key, prepared.labels, value)
     },
     async get() {
       const values: MetricValue[] = []

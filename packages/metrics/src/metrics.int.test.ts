@@ -287,6 +287,20 @@ describe('SDK metrics from events', () => {
     expect((await metrics.handler()()).body).toContain('ri_cache_requests_total{namespace="users",tier="l1",result="hit"} 1')
   })
 
+  it('counts repeated and interleaved SDK label sets exactly', async () => {
+    const events = createEvents()
+    const metrics = createMetrics({ defaultMetrics: false, events })
+    for (let i = 0; i < 1000; i++) {
+      events.emit('throttle.decision', { rule: 'api', policy: 'p', result: i % 4 === 0 ? 'limited' : 'allowed', store: 'memory' })
+      events.emit('cache.get', { namespace: i % 2 === 0 ? 'users' : 'orders', tier: 'l1', result: 'hit' })
+    }
+    const body = (await metrics.handler()()).body
+    expect(body).toContain('ri_throttle_decisions_total{rule="api",result="allowed",store="memory"} 750')
+    expect(body).toContain('ri_throttle_decisions_total{rule="api",result="limited",store="memory"} 250')
+    expect(body).toContain('ri_cache_requests_total{namespace="users",tier="l1",result="hit"} 500')
+    expect(body).toContain('ri_cache_requests_total{namespace="orders",tier="l1",result="hit"} 500')
+  })
+
   it('caps SDK series too', async () => {
     const events = createEvents()
     const metrics = createMetrics({ defaultMetrics: false, maxSeries: 3, events })

@@ -1,6 +1,6 @@
 import type { RiEvents } from '@ri/core'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
-import { createFastCounter } from './fast.js'
+import { createFastCounter, type FastCounter, type PreparedLabels } from './fast.js'
 import { createSeriesGuard, OVERFLOW } from './guard.js'
 
 /** Buckets for internal operations (loaders, queries, checks): 1 ms .. 10 s. */
@@ -46,6 +46,27 @@ export function createSdkMetrics(ctx: SdkMetricsContext): SdkMetrics {
     // The counter caps its own series with the key it builds anyway: no separate guard per event.
     return { metric }
   }
+  // A read or decision per request sees the same few label sets: each is prepared once and found
+  // by its values in nested maps (no label object or key string per event). At most maxSeries are
+  // kept; beyond that (label values the counter would fold into overflow anyway) plain inc().
+  const threeLabels = (metric: FastCounter, names: readonly [string, string, string]) => {
+    const top = new Map<string, Map<string, Map<string, PreparedLabels>>>()
+    let kept = 0
+    return (a: string, b: string, c: string): void => {
+      let byB = top.get(a)
+      const byC = byB?.get(b)
+      const hit = byC?.get(c)
+      if (hit !== undefined) return metric.incPrepared(hit)
+      const labels = { [names[0]]: a, [names[1]]: b, [names[2]]: c }
+      if (kept >= ctx.maxSeries) return metric.inc(labels)
+      kept++
+      const prepared = metric.prepare(labels)
+      if (byB === undefined) top.set(a, (byB = new Map()))
+      if (byC === undefined) byB.set(b, new Map([[c, prepared]]))
+      else byC.set(c, prepared)
+      metric.incPrepared(prepared)
+    }
+  }
   const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) => {
     const metric = new Gauge<L>({ name: p + name, help, labelNames, registers })
     return { metric, guard: guarded(p + name, labelNames) }
@@ -57,6 +78,7 @@ export function createSdkMetrics(ctx: SdkMetricsContext): SdkMetrics {
 
   // cache
   const cacheRequests = counter('ri_cache_requests_total', 'Cache reads by namespace, tier that answered and result.', ['namespace', 'tier', 'result'])
+  const countCacheRequest = threeLabels(cacheRequests.metric, ['namespace', 'tier', 'result'])
   const cacheOps = counter('ri_cache_operations_total', 'Cache writes, deletes, tag invalidations and clears.', ['namespace', 'operation'])
   const cacheLoader = histogram('ri_cache_loader_duration_seconds', 'Duration of cache loaders (getOrSet factories) by outcome.', ['namespace', 'outcome'], OPERATION_BUCKETS)
   const cacheL2Errors = counter('ri_cache_l2_errors_total', 'Errors talking to the L2 store (Redis), by operation.', ['namespace', 'operation'])
@@ -67,6 +89,7 @@ export function createSdkMetrics(ctx: SdkMetricsContext): SdkMetrics {
   const busGaps = counter('ri_cache_bus_gaps_total', 'Times the cache bus detected missed messages and flushed L1.', [])
   // throttle
   const throttleDecisions = counter('ri_throttle_decisions_total', 'Rate-limit decisions by rule, result and store that decided.', ['rule', 'result', 'store'])
+  const countDecision = threeLabels(throttleDecisions.metric, ['rule', 'result', 'store'])
   const insuranceFallbacks = counter('ri_throttle_insurance_fallbacks_total', 'Times throttling fell back to the in-memory insurance limiter.', [])
   const insuranceActive = gauge('ri_throttle_insurance_active', 'Whether the in-memory insurance limiter is currently deciding (1) or not (0).', [])
   // db
@@ -101,7 +124,7 @@ export function createSdkMetrics(ctx: SdkMetricsContext): SdkMetrics {
     subscribe(events) {
       const offs = [
         events.on('cache.get', (e) => {
-          cacheRequests.metric.inc({ namespace: str(e.namespace), tier: str(e.tier), result: str(e.result) })
+          countCacheRequest(str(e.namespace), str(e.tier), str(e.result))
         }),
         events.on('cache.set', (e) => cacheOps.metric.inc({ namespace: str(e.namespace), operation: 'set' })),
         events.on('cache.delete', (e) => cacheOps.metric.inc({ namespace: str(e.namespace), operation: 'delete' })),
@@ -121,7 +144,7 @@ export function createSdkMetrics(ctx: SdkMetricsContext): SdkMetrics {
           else busConnected.metric.set(e.state === 'connected' ? 1 : 0)
         }),
         events.on('throttle.decision', (e) => {
-          throttleDecisions.metric.inc({ rule: str(e.rule), result: str(e.result), store: str(e.store) })
+          countDecision(str(e.rule), str(e.result), str(e.store))
         }),
         events.on('throttle.insurance', (e) => {
           if (e.state === 'engaged') insuranceFallbacks.metric.inc()
