@@ -11,8 +11,9 @@ describe('Exchange per-request maps', () => {
         expect(bag[name], name).toBeUndefined()
         expect(name in bag, name).toBe(false)
       }
-      bag.__proto__ = 'x'
-      bag.constructor = 'y'
+      const [proto, ctor]: string[] = ['__proto__', 'constructor']
+      bag[proto!] = 'x'
+      bag[ctor!] = 'y'
       expect(Object.keys(bag)).toEqual(['__proto__', 'constructor'])
       const seen: string[] = []
       for (const k in bag) seen.push(k)
