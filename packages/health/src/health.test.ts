@@ -1,4 +1,4 @@
-import { createEvents } from '@ri/core'
+import { createEvents, createPipeline } from '@ri/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createHealth, type Health } from './health.js'
 import { sleep } from './test-helpers.js'
@@ -248,5 +248,27 @@ describe('startup, degradations and events', () => {
     expect(() => health.addCheck({ name: 'late:responseTime', check: async () => {} })).toThrow(/not used by another check/)
     expect(() => health.addCheck({ name: 'bad name', check: async () => {} })).toThrow(/component\[:measurement\]/)
     expect(Object.keys((await health.readiness()).body.checks!)).toEqual(['late:responseTime'])
+  })
+})
+
+describe('probe routes', () => {
+  it('a probe answered by the feature carries its path as route template; other requests keep theirs', async () => {
+    const health = make({ paths: { readiness: '/readyz' } })
+    const pipeline = createPipeline([health.feature()])
+    const seen: Array<string | undefined> = []
+    pipeline.events.on('http.request', (e) => void seen.push(e.route))
+    for (const [method, url, route] of [
+      ['GET', '/readyz?full=1', undefined],
+      ['HEAD', '/health', undefined],
+      ['GET', '/health/startup', '/custom'],
+      ['POST', '/readyz', undefined],
+      ['GET', '/users/1', undefined],
+    ] as const) {
+      const ex = pipeline.exchange({ method, url, route, headers: {} })
+      const answer = await pipeline.request(ex)
+      pipeline.finish(ex, { status: answer?.status ?? 404 })
+    }
+    // the router's template wins; POST is not a probe; unmatched stays unmatched
+    expect(seen).toEqual(['/readyz', '/health', '/custom', undefined, undefined])
   })
 })

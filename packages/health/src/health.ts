@@ -353,6 +353,9 @@ export function createHealth(input: HealthOptions = {}): Health {
       const path = ex.path
       if (path !== paths.liveness && path !== paths.readiness && path !== paths.startup) return undefined
       if (ex.method !== 'GET' && ex.method !== 'HEAD') return undefined
+      // Answered before any router: the probe path is its route template (metrics and the slow
+      // log label probes by path, not as unmatched requests; three fixed paths, bounded).
+      if (ex.route === undefined) ex.route = path
       const show = showDetailsFor(ex)
       if (path === paths.readiness) return readinessAnswer(show)
       if (path === paths.liveness) {
