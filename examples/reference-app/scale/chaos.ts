@@ -59,6 +59,8 @@ export interface ChaosOptions {
 interface FaultContext {
   probe: number
   target?: RedisServer
+  /** The target's replica took its slots while it was down (it must come back as a replica). */
+  promoted?: boolean
   detail: string[]
 }
 
@@ -146,13 +148,20 @@ export const FAULTS: readonly Fault[] = [
       }
       // Keep it down until its replica has taken over (cluster-node-timeout 2 s + election).
       await f.redisCluster!.waitUntilOk({ timeoutMs: 30_000 })
+      ctx.promoted = true
       ctx.detail.push(`replica promoted after ${Date.now() - started} ms`)
     },
     async clear(f, ctx) {
       const started = Date.now()
       await ctx.target!.restart()
       await f.redisCluster!.waitUntilOk({ timeoutMs: 30_000 })
-      const back = (await f.redisCluster!.topology()).find((s) => s.node === ctx.target)
+      let back = (await f.redisCluster!.topology()).find((s) => s.node === ctx.target)
+      // A failed-over master restarts believing it is still a master and turns into a replica only
+      // when gossip tells it about the newer epoch: cluster_state can read ok a moment before that.
+      for (const until = Date.now() + 15_000; ctx.promoted && back?.role !== 'replica' && Date.now() < until; ) {
+        await sleep(100)
+        back = (await f.redisCluster!.topology()).find((s) => s.node === ctx.target)
+      }
       ctx.detail.push(`restarted, cluster ok after ${Date.now() - started} ms, back as ${back?.role ?? '?'}`)
     },
   },
