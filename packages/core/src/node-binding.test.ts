@@ -124,6 +124,40 @@ describe('applyNodeFeatures / sendNodeAnswer', () => {
     expect(r.body).toBe('{"error":"no"}') // not upper-cased: an answer is not a handler response
   })
 
+  it('captures the body only when the route-level features did not answer (sync and async onRequest)', async () => {
+    const wrapped: Array<[string, boolean]> = []
+    const exclaim = (answer: boolean, async: boolean): Feature => ({
+      name: 'hit-or-store',
+      onRequest: () => {
+        const a = answer ? jsonAnswer(200, { cached: true }) : undefined
+        return async ? Promise.resolve(a) : a
+      },
+      onSend: (_ex, body) => `${Buffer.from(body).toString('utf8')}!`,
+    })
+    const port = await serve(createNodeBinding(createPipeline([poweredBy])), async (req, res) => {
+      const url = new URL(req.url!, 'http://x')
+      const write = res.write
+      const end = res.end
+      const answer = await applyNodeFeatures(req, res, [exclaim(url.searchParams.get('hit') === '1', url.searchParams.get('async') === '1')])
+      wrapped.push([req.url!, res.write !== write || res.end !== end])
+      if (answer) sendNodeAnswer(req, res, answer)
+      else res.end('fresh')
+    })
+    for (const async of ['0', '1']) {
+      const hit = await call(port, `/x?hit=1&async=${async}`)
+      expect(hit.body).toBe('{"cached":true}') // written as is, no onSend
+      expect(hit.headers['x-powered-by']).toBe('ri')
+      const miss = await call(port, `/x?hit=0&async=${async}`)
+      expect(miss.body).toBe('fresh!')
+    }
+    expect(wrapped).toEqual([
+      ['/x?hit=1&async=0', false],
+      ['/x?hit=0&async=0', true],
+      ['/x?hit=1&async=1', false],
+      ['/x?hit=0&async=1', true],
+    ])
+  })
+
   it('is a no-op without a binding', () => {
     expect(applyNodeFeatures({} as IncomingMessage, {} as ServerResponse, [poweredBy])).toBeUndefined()
   })

@@ -128,9 +128,16 @@ export function runNodeFeatures(set: FeatureSet, st: NodeRequestState, req: Inco
       return prev.apply(this, args)
     } as ServerResponse['writeHead']
   }
-  if (set.hasSend) captureBody(req, res, ex, (body) => sub.send(ex, body), () => st.answered)
   set.observeFinish(ex, st.pipeline.logger)
-  return sub.request(ex)
+  const result = sub.request(ex)
+  if (!set.hasSend) return result
+  // The body is captured only for the handler's response: an early answer (a cached hit, a 429)
+  // is written as is, without the capture's write/end wrappers.
+  const capture = (answer: Answer | undefined): Answer | undefined => {
+    if (!answer) captureBody(req, res, ex, (body) => sub.send(ex, body), () => st.answered)
+    return answer
+  }
+  return isPromise(result) ? result.then(capture) : capture(result)
 }
 
 /**
