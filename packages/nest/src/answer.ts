@@ -16,6 +16,23 @@ export class RiAnswerException extends HttpException {
   constructor(readonly answer: Answer) {
     super(typeof answer.body === 'string' ? answer.body : 'ri answer', answer.status)
   }
+
+  /**
+   * The exception for an answer, built without a stack trace: it is control flow (a cached hit, a
+   * 429), thrown on every such request, and capturing Nest's and rxjs' frames cost more than the hit.
+   *
+   * @example
+   * throw RiAnswerException.of(answer)
+   */
+  static of(answer: Answer): RiAnswerException {
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    try {
+      return new RiAnswerException(answer)
+    } finally {
+      Error.stackTraceLimit = limit
+    }
+  }
 }
 
 /**

@@ -67,7 +67,7 @@ export class RiInterceptor implements NestInterceptor {
     const result = applyNodeFeatures(rawRequest(req), rawResponse(res), plan.features)
     if (result === undefined) return this.handle(plan, next, req, res)
     const decide = (answer: Answer | undefined) => {
-      if (answer) throw new RiAnswerException(answer)
+      if (answer) throw RiAnswerException.of(answer)
       return this.handle(plan, next, req, res)
     }
     return typeof (result as Promise<Answer | undefined>).then === 'function' ? (result as Promise<Answer | undefined>).then(decide) : decide(result as Answer)
