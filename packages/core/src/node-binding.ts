@@ -132,12 +132,21 @@ export function runNodeFeatures(set: FeatureSet, st: NodeRequestState, req: Inco
   const result = sub.request(ex)
   if (!set.hasSend) return result
   // The body is captured only for the handler's response: an early answer (a cached hit, a 429)
-  // is written as is, without the capture's write/end wrappers.
-  const capture = (answer: Answer | undefined): Answer | undefined => {
-    if (!answer) captureBody(req, res, ex, (body) => sub.send(ex, body), () => st.answered)
-    return answer
+  // is written as is, without the capture's write/end wrappers. No closure on the sync path.
+  if (!isPromise(result)) {
+    if (!result) captureRouteBody(sub, st, req, res)
+    return result
   }
-  return isPromise(result) ? result.then(capture) : capture(result)
+  return result.then((answer) => {
+    if (!answer) captureRouteBody(sub, st, req, res)
+    return answer
+  })
+}
+
+/** Buffers the handler's body for a route-level set's onSend features (innermost, before the global ones). */
+function captureRouteBody(sub: Pipeline, st: NodeRequestState, req: IncomingMessage, res: ServerResponse): void {
+  const ex = st.exchange
+  captureBody(req, res, ex, (body) => sub.send(ex, body), () => st.answered)
 }
 
 /**
