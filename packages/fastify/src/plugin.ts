@@ -75,12 +75,22 @@ const isPromise = <T>(v: MaybePromise<T>): v is Promise<T> => typeof (v as Promi
 
 // The state also sits on the raw response, so one shared 'close' listener serves every request.
 const kRiRaw = Symbol('@ri/fastify.raw-state')
-type RawWithRi = FastifyReply['raw'] & { [kRiRaw]?: RiRequestState }
+/** The state as the plugin keeps it: plus the reply, whose headers the raw response does not hold. */
+interface OwnState extends RiRequestState {
+  readonly reply: FastifyReply
+}
+type RawWithRi = FastifyReply['raw'] & { [kRiRaw]?: OwnState }
 
-// 'close' covers what onResponse does not see: a client that went away before the response finished.
+// The finish is reported from the raw response's 'close' (it follows 'finish', and is the only
+// event of an aborted response), as in the node binding. Not from an onResponse hook as well:
+// once one is registered, Fastify sets up its response listeners and runs the hook list for every
+// request, and 'close' already sees every request that hook would.
 function finishOnClose(this: RawWithRi): void {
   const st = this[kRiRaw]
-  if (st !== undefined) st.pipeline.finish(st.exchange, { status: this.statusCode, aborted: !this.writableFinished })
+  if (st === undefined) return
+  // Fastify hands its headers to writeHead() as a record, of which node keeps no getHeader() copy.
+  const length = Number(st.reply.getHeader('content-length'))
+  st.pipeline.finish(st.exchange, { status: this.statusCode, aborted: !this.writableFinished, responseBytes: Number.isFinite(length) ? length : undefined })
 }
 
 function attach(st: RiRequestState, set: FeatureSet): RouteUnit {
@@ -182,7 +192,7 @@ const plugin: FastifyPluginCallback<RiFastifyOptions> = (fastify, options, done)
       headers: raw.headers,
       remoteAddress: raw.socket.remoteAddress,
     })
-    const st: RiRequestState = { pipeline, exchange: ex, route: undefined, answered: false, headersDone: false }
+    const st: OwnState = { pipeline, exchange: ex, route: undefined, answered: false, headersDone: false, reply }
     ;(request as unknown as WithRi)[kRi] = st
     const res = reply.raw as RawWithRi
     res[kRiRaw] = st
@@ -283,21 +293,12 @@ const plugin: FastifyPluginCallback<RiFastifyOptions> = (fastify, options, done)
     else finish(body)
   })
 
-  fastify.addHook('onResponse', function riOnResponse(request, reply, next) {
-    const st = (request as unknown as WithRi)[kRi]
-    if (st) {
-      const length = Number(reply.getHeader('content-length'))
-      pipeline.finish(st.exchange, { status: reply.statusCode, aborted: false, responseBytes: Number.isFinite(length) ? length : undefined })
-    }
-    next()
-  })
-
   done()
 }
 
 /**
  * The Fastify plugin (wrapped with fastify-plugin, so its hooks apply to every route): global ri
- * features run in `onRequest`/`onSend`/`onResponse` hooks; per-route features come from the
+ * features run in `onRequest`/`onSend` hooks (the finish is reported from the raw response's `close`); per-route features come from the
  * route's `config` (`withFeatures()`, and later `cache`, `throttle`, `slowMs`).
  *
  * @example
