@@ -69,6 +69,24 @@ export function createNodeBinding(
   const routeOf = options.route
   const write = options.answer ?? ((req: IncomingMessage, res: ServerResponse, a: Answer) => writeAnswer(res, a, req.method === 'HEAD'))
 
+  /** Buffers the body for global onSend features, then hands over to the framework. */
+  const proceed = (req: IncomingMessage, res: ServerResponse, st: NodeRequestState, next: (error?: unknown) => void): void => {
+    if (globalSend) captureBody(req, res, st.exchange, (body) => pipeline.send(st.exchange, body), () => st.answered)
+    next()
+  }
+  const answer = (req: IncomingMessage, res: ServerResponse, st: NodeRequestState, next: (error?: unknown) => void, a: Answer | undefined): void => {
+    if (!a) return proceed(req, res, st, next)
+    st.answered = true
+    write(req, res, a)
+  }
+  const globalStep = (req: IncomingMessage, res: ServerResponse, st: NodeRequestState, next: (error?: unknown) => void): void => {
+    const result = pipeline.request(st.exchange)
+    if (result === undefined) proceed(req, res, st, next)
+    else if (isPromise(result)) result.then((a) => answer(req, res, st, next, a), next)
+    else answer(req, res, st, next, result)
+  }
+
+  // The common case (no early features, synchronous global hooks) allocates no closure per request.
   return function riNodeBinding(req, res, next) {
     const url = req.url ?? '/'
     const q = url.indexOf('?')
@@ -84,26 +102,11 @@ export function createNodeBinding(
     const st: NodeRequestState = { pipeline, exchange: ex, answered: false }
     ;(req as WithState)[kState] = st
     bindResponse(pipeline, ex, res)
-    const proceed = () => {
-      if (globalSend) captureBody(req, res, ex, (body) => pipeline.send(ex, body), () => st.answered)
-      next()
-    }
-    const answer = (a: Answer | undefined) => {
-      if (!a) return proceed()
-      st.answered = true
-      write(req, res, a)
-    }
-    const globalStep = (): void => {
-      const result = pipeline.request(ex)
-      if (result === undefined) proceed()
-      else if (isPromise(result)) result.then(answer, next)
-      else answer(result)
-    }
-    if (!early) return globalStep()
+    if (!early) return globalStep(req, res, st, next)
     const first = early.request(ex)
-    if (first === undefined) return globalStep()
-    if (isPromise(first)) first.then((a) => (a ? answer(a) : globalStep()), next)
-    else answer(first)
+    if (first === undefined) return globalStep(req, res, st, next)
+    if (isPromise(first)) first.then((a) => (a ? answer(req, res, st, next, a) : globalStep(req, res, st, next)), next)
+    else answer(req, res, st, next, first)
   }
 }
 

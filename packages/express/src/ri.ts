@@ -144,6 +144,20 @@ export function ri(options: RiExpressOptions = {}): RiMiddleware {
     else next()
   }
 
+  function answer(req: IncomingMessage, res: ServerResponse, next: NextFunction, ctx: RiContext, a: Answer | undefined): void {
+    if (!a) return proceed(req, res, next, ctx)
+    ctx.answered = true
+    writeAnswer(res, a, req.method === 'HEAD')
+  }
+
+  // The common case (no early features, synchronous global hooks) allocates no closure per request.
+  function globalStep(req: IncomingMessage, res: ServerResponse, next: NextFunction, ctx: RiContext): void {
+    const result = pipeline.request(ctx.exchange)
+    if (result === undefined) proceed(req, res, next, ctx)
+    else if (isPromise(result)) result.then((a) => answer(req, res, next, ctx, a), next)
+    else answer(req, res, next, ctx, result)
+  }
+
   const middleware = function riMiddleware(req: Request, res: Response, next: NextFunction): void {
     let url = req.originalUrl ?? req.url ?? '/'
     if (url.charCodeAt(0) !== 47 /* '/' */) url = originForm(url)
@@ -177,23 +191,12 @@ export function ri(options: RiExpressOptions = {}): RiMiddleware {
       res.once('close', fill)
     }
     bindResponse(pipeline, ex, res)
-    const answer = (a: Answer | undefined) => {
-      if (!a) return proceed(req, res, next, ctx)
-      ctx.answered = true
-      writeAnswer(res, a, method === 'HEAD')
-    }
-    const globalStep = (): void => {
-      const result = pipeline.request(ex)
-      if (result === undefined) proceed(req, res, next, ctx)
-      else if (isPromise(result)) result.then(answer, next)
-      else answer(result)
-    }
     const early = earlyFor(resolved?.route)
-    if (!early) return globalStep()
+    if (!early) return globalStep(req, res, next, ctx)
     const first = early.pipelineFor(pipeline.logger).request(ex)
-    if (first === undefined) return globalStep()
-    if (isPromise(first)) first.then((a) => (a ? answer(a) : globalStep()), next)
-    else answer(first)
+    if (first === undefined) return globalStep(req, res, next, ctx)
+    if (isPromise(first)) first.then((a) => (a ? answer(req, res, next, ctx, a) : globalStep(req, res, next, ctx)), next)
+    else answer(req, res, next, ctx, first)
   }
   return Object.assign(middleware, { pipeline }) as RiMiddleware
 }
