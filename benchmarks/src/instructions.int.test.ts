@@ -1,0 +1,26 @@
+import { execFileSync } from 'node:child_process'
+import { describe, expect, it } from 'vitest'
+import { measure } from './instructions.js'
+
+// One real measurement under valgrind (about a minute): the tool must keep working, because the
+// per-request figures in the closing notes of performance work come from it.
+const hasValgrind = (() => {
+  try {
+    execFileSync('sh', ['-c', 'command -v valgrind && command -v callgrind_control && command -v callgrind_annotate'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+if (!hasValgrind && process.env.CI) throw new Error('valgrind (callgrind_control, callgrind_annotate) is required under CI: install the valgrind package')
+
+describe.skipIf(!hasValgrind)('instructions: a real count', () => {
+  it('counts the bare node:http server per request and names its JS frames', async () => {
+    const r = await measure({ module: 'core', name: 'bare', path: '/users/1' }, { requests: 1_000, warmup: 3_000, top: 40 })
+    // a bare node:http request is tens of thousands of instructions (node's parser, streams, V8)
+    expect(r.perRequest).toBeGreaterThan(10_000)
+    expect(r.perRequest).toBeLessThan(1_000_000)
+    expect(r.top.length).toBe(40)
+    expect(r.top.some(([name]) => name.startsWith('JS:') && name.includes('node:'))).toBe(true)
+  })
+})

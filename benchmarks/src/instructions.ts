@@ -1,0 +1,197 @@
+// `pnpm instructions [--requests N] [--top N] <module:export:path> ...`: CPU work per request of
+// HTTP servers, counted in instructions by valgrind's callgrind, for changes too small for req/s
+// to show on a shared machine. Each subject is a factory of src/servers/<module>.ts (as in the
+// HTTP benchmarks), served in its own process under callgrind; after a warm-up, the main thread's
+// user-space instructions over N requests are divided by N. Kernel time (the socket writes) is not
+// counted, so a ratio here is larger than the same change's req/s ratio. Repeatable to about 1 %
+// on the same machine and build, whatever else the machine is doing.
+//
+//   pnpm instructions frameworks:fastifyBare:/users/1 frameworks:fastifyRi:/users/1 --top 25
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+
+const here = dirname(fileURLToPath(import.meta.url))
+
+export interface Subject {
+  readonly module: string
+  readonly name: string
+  readonly path: string
+}
+
+/** `module:export:path` (the path may itself hold colons). */
+export function parseSubject(spec: string): Subject {
+  const [module, name, ...rest] = spec.split(':')
+  const path = rest.join(':')
+  if (!module || !name || !path.startsWith('/')) throw new Error(`subject "${spec}": expected module:export:/path, e.g. frameworks:expressRi:/users/1`)
+  return { module, name, path }
+}
+
+/** The `totals:` (or `summary:`) line of a callgrind output file. */
+export function callgrindTotal(text: string): number {
+  const m = /^(?:totals|summary):\s+(\d+)/m.exec(text)
+  if (!m) throw new Error('no totals line in the callgrind output')
+  return Number(m[1])
+}
+
+/** A perf map (`/tmp/perf-<pid>.map`, written by node --perf-basic-prof) as sorted address ranges. */
+export function parsePerfMap(text: string): Array<{ start: number; size: number; name: string }> {
+  const out: Array<{ start: number; size: number; name: string }> = []
+  for (const line of text.split('\n')) {
+    const m = /^([0-9a-f]+) ([0-9a-f]+) (.*)$/.exec(line)
+    if (m) out.push({ start: Number.parseInt(m[1]!, 16), size: Number.parseInt(m[2]!, 16), name: m[3]! })
+  }
+  return out.sort((a, b) => a.start - b.start)
+}
+
+/** The JIT-compiled function holding `address`, or undefined. */
+export function lookup(map: ReadonlyArray<{ start: number; size: number; name: string }>, address: number): string | undefined {
+  let lo = 0
+  let hi = map.length - 1
+  let found: { start: number; size: number; name: string } | undefined
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    if (map[mid]!.start <= address) {
+      found = map[mid]
+      lo = mid + 1
+    } else hi = mid - 1
+  }
+  return found !== undefined && address < found.start + found.size ? found.name : undefined
+}
+
+/**
+ * Self instructions by function from `callgrind_annotate` output, JIT frames named through the
+ * perf map (callgrind knows them only by address).
+ */
+export function selfByFunction(annotated: string, map: ReadonlyArray<{ start: number; size: number; name: string }>): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const line of annotated.split('\n')) {
+    const m = /^\s*([\d,]+)\s+\([^)]*\)\s+(.*)$/.exec(line)
+    if (!m || m[2]!.includes('PROGRAM TOTALS')) continue
+    let name = m[2]!.replace(/\s+\[[^\]]*\]$/, '')
+    const address = /^\?\?\?:0x([0-9a-f]+)$/.exec(name)
+    if (address) name = lookup(map, Number.parseInt(address[1]!, 16)) ?? name
+    out.set(name, (out.get(name) ?? 0) + Number(m[1]!.replace(/,/g, '')))
+  }
+  return out
+}
+
+async function load(url: string, amount: number): Promise<void> {
+  const result = await autocannon({ url, amount, connections: 10 })
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`)
+}
+
+/** Instructions per request of one subject (and, with `top`, its busiest functions). */
+export async function measure(subject: Subject, options: { requests: number; warmup: number; top: number }) {
+  const dir = mkdtempSync(join(tmpdir(), 'ri-instructions-'))
+  const child: ChildProcess = spawn(
+    'valgrind',
+    [
+      '--tool=callgrind',
+      '--instr-atstart=no', // nothing counted until the warm-up is over
+      '--separate-threads=yes', // the main thread only: no background JIT compiler or GC helpers
+      '--smc-check=all-non-file', // V8 writes and rewrites machine code
+      `--callgrind-out-file=${join(dir, 'cg.%p')}`,
+      process.execPath,
+      '--perf-basic-prof', // names for JIT frames (in /tmp/perf-<pid>.map)
+      `--logfile=${join(dir, 'v8.log')}`, // the V8 log that flag also writes: into the scratch directory
+      '--import',
+      'tsx',
+      join(here, 'servers', 'child.ts'),
+      subject.module,
+      subject.name,
+    ],
+    { cwd: join(here, '..'), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } },
+  )
+  try {
+    let out = ''
+    let err = ''
+    child.stderr!.on('data', (c: Buffer) => (err += c))
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${subject.module}#${subject.name} did not start under valgrind: ${err.slice(-500)}`)), 300_000)
+      child.stdout!.on('data', (c: Buffer) => {
+        out += c
+        const m = /^listening (\S+)$/m.exec(out)
+        if (m) {
+          clearTimeout(timer)
+          resolve(m[1]!)
+        }
+      })
+      child.once('exit', (code) => reject(new Error(`${subject.module}#${subject.name} exited (${code}): ${err.slice(-500)}`)))
+    })
+    await load(url + subject.path, options.warmup)
+    const pid = String(child.pid)
+    execFileSync('callgrind_control', ['-z', pid], { stdio: 'ignore' })
+    execFileSync('callgrind_control', ['-i', 'on', pid], { stdio: 'ignore' })
+    await load(url + subject.path, options.requests)
+    execFileSync('callgrind_control', ['-d', pid], { stdio: 'ignore' })
+    const main = readdirSync(dir).filter((f) => /^cg\.\d+\.\d+-01$/.test(f))
+    if (main.length !== 1) throw new Error(`expected one main-thread dump in ${dir}, found ${main.join(', ') || 'none'}`)
+    const file = join(dir, main[0]!)
+    const perRequest = callgrindTotal(readFileSync(file, 'utf8')) / options.requests
+    let top: Array<[string, number]> = []
+    if (options.top > 0) {
+      const annotated = execFileSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', file], { maxBuffer: 1 << 28 }).toString()
+      const map = parsePerfMap(readFileSync(`/tmp/perf-${pid}.map`, 'utf8'))
+      top = [...selfByFunction(annotated, map)].sort((a, b) => b[1] - a[1]).slice(0, options.top).map(([n, v]) => [n, v / options.requests])
+      rmSync(`/tmp/perf-${pid}.map`, { force: true })
+    }
+    return { perRequest, top }
+  } finally {
+    if (child.exitCode === null) {
+      child.kill('SIGKILL')
+      await once(child, 'exit')
+    }
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+function flag(args: string[], name: string, fallback: number): number {
+  const i = args.indexOf(name)
+  if (i === -1) return fallback
+  const v = Number(args[i + 1])
+  if (!Number.isInteger(v) || v < 0) throw new Error(`${name} takes a whole number, got ${args[i + 1]}`)
+  args.splice(i, 2)
+  return v
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2)
+  const requests = flag(args, '--requests', 10_000)
+  const warmup = flag(args, '--warmup', 30_000)
+  const top = flag(args, '--top', 0)
+  const subjects = args.map(parseSubject)
+  if (subjects.length === 0) throw new Error('usage: pnpm instructions [--requests N] [--warmup N] [--top N] module:export:/path ...')
+  for (const tool of ['valgrind', 'callgrind_control', 'callgrind_annotate']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' })
+    } catch {
+      throw new Error(`${tool} not found: install Debian's valgrind package`)
+    }
+  }
+  const rows: Array<{ spec: string; perRequest: number }> = []
+  for (const s of subjects) {
+    const spec = `${s.module}:${s.name}:${s.path}`
+    console.error(`measuring ${spec} (${warmup} warm-up + ${requests} counted requests under callgrind) ...`)
+    const r = await measure(s, { requests, warmup, top })
+    rows.push({ spec, perRequest: r.perRequest })
+    if (top > 0) {
+      console.log(`\n${spec}: busiest functions (self instructions per request)`)
+      for (const [name, v] of r.top) console.log(`${v.toFixed(0).padStart(8)}  ${name.slice(0, 130)}`)
+    }
+  }
+  const base = rows[0]!.perRequest
+  console.log('\n| subject | instructions / request | vs first |\n| --- | ---: | ---: |')
+  for (const r of rows) console.log(`| ${r.spec} | ${Math.round(r.perRequest)} | ${(r.perRequest / base).toFixed(3)}x |`)
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error)
+    process.exit(1)
+  })
+}
