@@ -4,7 +4,7 @@
 // HTTP benchmarks), served in its own process under callgrind; after a warm-up, the main thread's
 // user-space instructions over N requests are divided by N. Kernel time (the socket writes) is not
 // counted, so a ratio here is larger than the same change's req/s ratio. Repeatable to about 1 %
-// on the same machine and build, whatever else the machine is doing.
+// on the same machine and build (a run that catches a full GC reads a few % higher: measure twice).
 //
 //   pnpm instructions frameworks:fastifyBare:/users/1 frameworks:fastifyRi:/users/1 --top 25
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
