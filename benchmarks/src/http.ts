@@ -19,6 +19,31 @@ export async function autocannonRun(url: string, seconds: number, options: { con
   return { opsPerSec: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99 }
 }
 
+/**
+ * The URL a server child prints (`listening <url>`, from servers/child.ts); rejects with what it
+ * wrote to stderr (when piped) if it exits first or does not start within `timeoutMs`.
+ */
+export function listeningUrl(child: ChildProcess, label: string, timeoutMs: number): Promise<string> {
+  let out = ''
+  let err = ''
+  child.stderr?.on('data', (chunk: Buffer) => (err += chunk))
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${label} did not start: ${out}${err.slice(-500)}`)), timeoutMs)
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk
+      const m = /^listening (\S+)$/m.exec(out)
+      if (m) {
+        clearTimeout(timer)
+        resolve(m[1]!)
+      }
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`${label} exited (${code}): ${out}${err.slice(-500)}`))
+    })
+  })
+}
+
 export interface ChildServer {
   readonly url: string
   close(): Promise<void>
@@ -33,19 +58,7 @@ export async function serveInChild(module: string, name: string): Promise<ChildS
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, NODE_ENV: 'production' },
   })
-  let out = ''
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${module}#${name} did not start: ${out}`)), 30_000)
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk
-      const m = /^listening (\S+)$/m.exec(out)
-      if (m) {
-        clearTimeout(timer)
-        resolve(m[1]!)
-      }
-    })
-    child.once('exit', (code) => reject(new Error(`${module}#${name} exited (${code}): ${out}`)))
-  })
+  const url = await listeningUrl(child, `${module}#${name}`, 30_000)
   const stop = async () => {
     if (child.exitCode !== null) return
     child.kill('SIGTERM')

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
+import { listeningUrl } from './http.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -108,21 +109,7 @@ export async function measure(subject: Subject, options: { requests: number; war
     { cwd: join(here, '..'), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } },
   )
   try {
-    let out = ''
-    let err = ''
-    child.stderr!.on('data', (c: Buffer) => (err += c))
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${subject.module}#${subject.name} did not start under valgrind: ${err.slice(-500)}`)), 300_000)
-      child.stdout!.on('data', (c: Buffer) => {
-        out += c
-        const m = /^listening (\S+)$/m.exec(out)
-        if (m) {
-          clearTimeout(timer)
-          resolve(m[1]!)
-        }
-      })
-      child.once('exit', (code) => reject(new Error(`${subject.module}#${subject.name} exited (${code}): ${err.slice(-500)}`)))
-    })
+    const url = await listeningUrl(child, `${subject.module}#${subject.name} under valgrind`, 300_000)
     await load(url + subject.path, options.warmup)
     const pid = String(child.pid)
     execFileSync('callgrind_control', ['-z', pid], { stdio: 'ignore' })

@@ -9,6 +9,7 @@ import { type ChildProcess, fork } from 'node:child_process'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { metricsAndSlowlog } from './servers/core.js'
 import type { BenchComparison, BenchContext, BenchFile, BenchSubject } from './types.js'
 
 const SUBJECTS = {
@@ -40,15 +41,7 @@ async function serve(subject: SubjectKey): Promise<http.Server> {
   if (subject === 'pipeline' || subject === 'ri') {
     const { createPipeline } = await import('@ri/core')
     const { createNodeHandler } = await import('@ri/core/node')
-    const features = []
-    if (subject === 'ri') {
-      const { createMetrics } = await import('@ri/metrics')
-      const { createSlowLog } = await import('@ri/slowlog')
-      const metrics = createMetrics({ defaultMetrics: false })
-      const slowlog = createSlowLog({ logger: devNull() as never, thresholdMs: 500 })
-      metrics.observe(slowlog.events)
-      features.push(metrics.feature(), slowlog.feature())
-    }
+    const features = subject === 'ri' ? await metricsAndSlowlog() : []
     const pipeline = createPipeline(features)
     return http.createServer(
       createNodeHandler(pipeline, [
@@ -128,13 +121,7 @@ async function load(port: number, seconds: number): Promise<Run> {
  */
 async function inProcess(quick: boolean): Promise<{ empty: number; features: number }> {
   const { createPipeline } = await import('@ri/core')
-  const { createMetrics } = await import('@ri/metrics')
-  const { createSlowLog } = await import('@ri/slowlog')
-  const { pino } = await import('pino')
-  const metrics = createMetrics({ defaultMetrics: false })
-  const slowlog = createSlowLog({ logger: pino(pino.destination({ dest: '/dev/null', sync: false })) as never, thresholdMs: 500 })
-  metrics.observe(slowlog.events)
-  const pipelines = { empty: createPipeline([]), features: createPipeline([metrics.feature(), slowlog.feature()]) }
+  const pipelines = { empty: createPipeline([]), features: createPipeline(await metricsAndSlowlog()) }
   const headers = { host: 'bench', 'user-agent': 'autocannon' }
   const one = (p: (typeof pipelines)['empty']) => {
     const ex = p.exchange({ method: 'GET', path: '/users/42', route: '/users/:id', headers, remoteAddress: '127.0.0.1' })

@@ -1,5 +1,5 @@
 import { createServer } from 'node:http'
-import { createPipeline } from '@ri/core'
+import { createPipeline, type Feature } from '@ri/core'
 import { createNodeHandler } from '@ri/core/node'
 
 // Both handlers serialise the same object per request: the comparison is the pipeline's cost,
@@ -17,16 +17,24 @@ export function riPipeline() {
   )
 }
 
-/** `riPipeline` with @ri/metrics + @ri/slowlog (to /dev/null), as in metrics-slowlog.bench.ts. */
-export async function riMetricsSlowlog() {
+/**
+ * The features metrics-slowlog.bench.ts measures: @ri/metrics (no default process metrics) and
+ * @ri/slowlog (threshold 500 ms, to /dev/null through pino's asynchronous destination).
+ */
+export async function metricsAndSlowlog(): Promise<Feature[]> {
   const { createMetrics } = await import('@ri/metrics')
   const { createSlowLog } = await import('@ri/slowlog')
   const { pino } = await import('pino')
   const metrics = createMetrics({ defaultMetrics: false })
   const slowlog = createSlowLog({ logger: pino(pino.destination({ dest: '/dev/null', sync: false })) as never, thresholdMs: 500 })
   metrics.observe(slowlog.events)
+  return [metrics.feature(), slowlog.feature()]
+}
+
+/** `riPipeline` with `metricsAndSlowlog()`. */
+export async function riMetricsSlowlog() {
   return createServer(
-    createNodeHandler(createPipeline([metrics.feature(), slowlog.feature()]), [
+    createNodeHandler(createPipeline(await metricsAndSlowlog()), [
       { method: 'GET', path: '/users/:id', handler: (_q, _s, ctx) => ctx.json(200, { id: 1, name: 'Ada' }) },
     ]),
   )
