@@ -125,7 +125,6 @@ export async function measure(subject: Subject, options: { requests: number; war
       const annotated = execFileSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', file], { maxBuffer: 1 << 28 }).toString()
       const map = parsePerfMap(readFileSync(`/tmp/perf-${pid}.map`, 'utf8'))
       top = [...selfByFunction(annotated, map)].sort((a, b) => b[1] - a[1]).slice(0, options.top).map(([n, v]) => [n, v / options.requests])
-      rmSync(`/tmp/perf-${pid}.map`, { force: true })
     }
     return { perRequest, top }
   } finally {
@@ -134,6 +133,7 @@ export async function measure(subject: Subject, options: { requests: number; war
       await once(child, 'exit')
     }
     rmSync(dir, { recursive: true, force: true })
+    rmSync(`/tmp/perf-${child.pid}.map`, { force: true }) // written by --perf-basic-prof
   }
 }
 
