@@ -149,6 +149,7 @@ function flag(args: string[], name: string, fallback: number): number {
 async function main(): Promise<void> {
   const args = process.argv.slice(2)
   const requests = flag(args, '--requests', 10_000)
+  if (requests < 1) throw new Error('--requests must be at least 1')
   const warmup = flag(args, '--warmup', 30_000)
   const top = flag(args, '--top', 0)
   const subjects = args.map(parseSubject)
