@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { applyFeatureHeaders, findHeader, isHeaderRecord, joinFeatureHeaders, mergeFeatureHeaders } from './head.js'
+import { applyFeatureHeaders, findHeader, isHeaderRecord, joinFeatureHeaders, mergeFeatureHeaders, sameHeaderName } from './head.js'
 
 const holder = (set: Record<string, unknown> = {}) => ({
   hasHeader: (n: string) => n in set,
@@ -59,14 +59,34 @@ describe('joinFeatureHeaders', () => {
     const set: Record<string, unknown> = {}
     return { set, hasHeader: (n: string) => n in set, getHeader: (n: string) => set[n], setHeader: (n: string, v: unknown) => void (set[n] = v) }
   }
-  it('merges into writeHead(status, [reason], record) in place and returns the handler record', () => {
+  it('replaces the record of writeHead(status, [reason], record) by a flat list and returns the handler record', () => {
     const record = { 'Content-Length': '3' }
     for (const args of [[200, record], [200, 'OK', record]] as unknown[][]) {
       const res = response()
       expect(joinFeatureHeaders(res, args, { 'x-f': '1' })).toBe(record)
-      expect(args.at(-1)).toEqual({ 'Content-Length': '3', 'x-f': '1' })
+      expect(args.at(-1)).toEqual(['Content-Length', '3', 'x-f', '1'])
+      expect(record).toEqual({ 'Content-Length': '3' })
       expect(res.set).toEqual({})
     }
+  })
+  it('follows the merge rules on a record: handler wins in any case, Set-Cookie adds, inherited keys ignored', () => {
+    const args: unknown[] = [200, Object.assign(Object.create({ 'x-inherited': 'p' }) as object, { 'X-Request-Id': 'h', 'Set-Cookie': 'h=1' })]
+    joinFeatureHeaders(response(), args, { 'x-request-id': 'f', 'set-cookie': ['f=2'], 'x-new': 'n' })
+    expect(args[1]).toEqual(['X-Request-Id', 'h', 'Set-Cookie', ['h=1', 'f=2'], 'x-new', 'n'])
+  })
+  it('joins a flat [name, value, ...] list in place, and leaves the nested form to setHeader', () => {
+    const res = response()
+    res.set['x-set'] = 'on-response'
+    const list: unknown[] = ['Content-Type', 'text/plain', 'set-cookie', 'a=1']
+    const args: unknown[] = [200, list]
+    expect(joinFeatureHeaders(res, args, { 'content-type': 'x', 'x-set': 'f', 'set-cookie': 'b=2', 'x-f': '1' })).toBeUndefined()
+    expect(args[1]).toBe(list)
+    expect(list).toEqual(['Content-Type', 'text/plain', 'set-cookie', ['a=1', 'b=2'], 'x-f', '1'])
+    const nested: unknown[] = [200, [['x-a', '1']]]
+    const other = response()
+    joinFeatureHeaders(other, nested, { 'x-f': '1' })
+    expect(nested).toEqual([200, [['x-a', '1']]])
+    expect(other.set).toEqual({ 'x-f': '1' })
   })
   it('sets the headers on the response when writeHead has no record', () => {
     const res = response()
@@ -81,5 +101,17 @@ describe('findHeader', () => {
   it('finds a header whatever the case of its name', () => {
     expect(findHeader({ 'Content-Length': '3' }, 'content-length')).toBe('3')
     expect(findHeader({ 'content-type': 'x' }, 'content-length')).toBeUndefined()
+  })
+})
+
+describe('sameHeaderName', () => {
+  it('compares a name with a lower-case one ignoring ASCII case only', () => {
+    expect(sameHeaderName('Content-Length', 'content-length')).toBe(true)
+    expect(sameHeaderName('content-length', 'content-length')).toBe(true)
+    expect(sameHeaderName('CONTENT-TYPE', 'content-type')).toBe(true)
+    expect(sameHeaderName('content-type', 'x-request-id')).toBe(false)
+    expect(sameHeaderName('content-typ', 'content-type')).toBe(false)
+    expect(sameHeaderName('content\u212Aype', 'contentktype')).toBe(false) // Kelvin sign: not ASCII
+    expect(sameHeaderName('[ontent', '{ontent')).toBe(false)
   })
 })

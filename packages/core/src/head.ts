@@ -44,7 +44,7 @@ const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o,
 /** The name under which `record` holds header `lowerName` (any case), or undefined. */
 function findHeaderName(record: Readonly<Record<string, unknown>>, lowerName: string): string | undefined {
   const n = lowerName.length
-  for (const k in record) if (k.length === n && k.toLowerCase() === lowerName) return k
+  for (const k in record) if (k.length === n && sameHeaderName(k, lowerName)) return k
   return undefined
 }
 
@@ -66,8 +66,10 @@ export function applyFeatureHeaders(res: HeaderHolder & { setHeader(name: string
 
 /**
  * Joins the features' headers to a head about to be written with `writeHead(status, [reason],
- * [headers])`: into its headers record when it has one (`args` is changed in place; the
- * handler's record is returned), else onto the response with `setHeader`. The rules are
+ * [headers])`. A headers record is replaced in `args` by a flat `[name, value, ...]` list (Node's
+ * array form, which it writes without walking an object's keys) holding the handler's headers
+ * and the features'; the handler's record is returned. A flat list is joined in place. Without
+ * either, the features' headers go onto the response with `setHeader`. The rules are
  * `mergeFeatureHeaders`' and `applyFeatureHeaders`'. One implementation for every adapter that
  * hooks `writeHead` (node:http binding, Hono on @hono/node-server).
  *
@@ -80,13 +82,60 @@ export function joinFeatureHeaders(
   features: ResponseHeaders,
 ): Record<string, unknown> | undefined {
   const at = typeof args[1] === 'string' ? 2 : 1
-  const record = args[at]
-  if (isHeaderRecord(record)) {
-    args[at] = mergeFeatureHeaders(record, features, res)
-    return record
+  const head = args[at]
+  if (isHeaderRecord(head)) {
+    const list: unknown[] = []
+    const keys = Object.keys(head)
+    for (let i = 0; i < keys.length; i++) list.push(keys[i], head[keys[i]!])
+    args[at] = joinFeatureHeaderList(list, features, res)
+    return head
   }
-  applyFeatureHeaders(res, features)
+  if (isFlatHeaderList(head)) joinFeatureHeaderList(head, features, res)
+  else applyFeatureHeaders(res, features)
   return undefined
+}
+
+/**
+ * Adds the features' headers to a flat `[name, value, ...]` head (changed in place and returned)
+ * by `mergeFeatureHeaders`' rules: a name already in the list (any case) or set on the response
+ * keeps its value, and a feature's Set-Cookie is added to the handler's.
+ *
+ * @example
+ * res.writeHead(200, joinFeatureHeaderList(['content-type', 'text/plain'], ex.responseHeaders, res))
+ */
+export function joinFeatureHeaderList(list: unknown[], features: ResponseHeaders, res: HeaderHolder): unknown[] {
+  for (const name in features) {
+    let own = -1
+    for (let i = 0; i < list.length; i += 2) {
+      if (sameHeaderName(list[i] as string, name)) {
+        own = i
+        break
+      }
+    }
+    if (name === 'set-cookie') {
+      if (own !== -1) list[own + 1] = [...toList(list[own + 1]), ...toList(features[name])]
+      else list.push(name, [...toList(res.getHeader(name)), ...toList(features[name])])
+    } else if (own === -1 && !res.hasHeader(name)) list.push(name, features[name])
+  }
+  return list
+}
+
+/** True for writeHead's flat `[name, value, ...]` form (not the `[[name, value], ...]` one). */
+function isFlatHeaderList(value: unknown): value is unknown[] {
+  return Array.isArray(value) && value.length % 2 === 0 && (value.length === 0 || typeof value[0] === 'string')
+}
+
+/** `name` equals the lower-case `lower` ignoring ASCII case, without allocating a lower-cased copy. */
+export function sameHeaderName(name: string, lower: string): boolean {
+  if (name === lower) return true
+  const n = lower.length
+  if (typeof name !== 'string' || name.length !== n) return false
+  for (let i = 0; i < n; i++) {
+    let c = name.charCodeAt(i)
+    if (c >= 65 && c <= 90) c += 32
+    if (c !== lower.charCodeAt(i)) return false
+  }
+  return true
 }
 
 /** The value of header `lowerName` in a record whose names may have any case, or undefined. */

@@ -1,10 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Answer, Exchange, ResponseHeaders } from './exchange.js'
 import { beginSend, endSend } from './send-contract.js'
 import type { Pipeline } from './pipeline.js'
 import { createRouter } from './router.js'
 import { adoptWriteHeadArgs } from './node-capture.js'
-import { findHeader, isHeaderRecord, joinFeatureHeaders } from './head.js'
+import { findHeader, isHeaderRecord, joinFeatureHeaders, sameHeaderName } from './head.js'
 
 export { applyFeatureHeaders } from './head.js'
 
@@ -71,7 +71,7 @@ export function createNodeHandler(pipeline: Pipeline, routes: readonly NodeRoute
 
 const RESOLVED = Promise.resolve()
 const EMPTY_PARAMS: Record<string, string> = Object.freeze(Object.create(null))
-const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
+const JSON_TYPE = 'application/json; charset=utf-8'
 
 class Context implements NodeContext {
   constructor(
@@ -100,16 +100,42 @@ class Context implements NodeContext {
   }
 
   send(status: number, body: string | Uint8Array, headers?: Record<string, string>): Promise<void> {
+    return this.sendWith(status, body, undefined, headers)
+  }
+
+  json(status: number, value: unknown, headers?: Record<string, string>): Promise<void> {
+    return this.sendWith(status, JSON.stringify(value), JSON_TYPE, headers)
+  }
+
+  /** `send` with a default Content-Type (`type`) that the handler's `headers` may override. */
+  private sendWith(status: number, body: string | Uint8Array, type: string | undefined, headers: Record<string, string> | undefined): Promise<void> {
     const res = this.res
     if (!this.hasSend && !res.headersSent) {
-      // The whole head in one writeHead(status, record): the features' headers join the record
-      // (see writeHeadWith) and Node writes it in one pass, without a setHeader per header.
-      const head: Record<string, string | number> = headers ? { ...headers } : {}
-      if (findHeader(head, 'content-length') === undefined && !res.hasHeader('content-length')) head['content-length'] = Buffer.byteLength(body)
-      res.writeHead(status, head)
+      // The whole head in one writeHead(status, [name, value, ...]): the features' headers join
+      // the list (see writeHeadWith) and Node writes it in one pass, without a setHeader per
+      // header or a walk over an object's keys.
+      const head: unknown[] = []
+      let length: number | undefined
+      let typed = type === undefined
+      if (headers) {
+        for (const k in headers) {
+          head.push(k, headers[k])
+          if (length === undefined && sameHeaderName(k, 'content-length')) length = Number(headers[k]) || 0
+          if (!typed && sameHeaderName(k, 'content-type')) typed = true
+        }
+      }
+      if (!typed) head.push('content-type', type)
+      if (length === undefined && !res.hasHeader('content-length')) head.push('content-length', (length = Buffer.byteLength(body)))
+      const b = (res as WithBound)[kBound]
+      if (b !== undefined) {
+        b.own = head
+        b.length = length
+      }
+      res.writeHead(status, head as unknown as OutgoingHttpHeaders)
       res.end(this.req.method === 'HEAD' ? undefined : body)
       return RESOLVED
     }
+    if (type !== undefined) headers = headers ? { 'content-type': type, ...headers } : { 'content-type': type }
     res.statusCode = status
     if (headers) for (const k in headers) res.setHeader(k, headers[k]!)
     if (!this.hasSend) {
@@ -128,10 +154,6 @@ class Context implements NodeContext {
     if (out instanceof Promise) return out.then(flush)
     flush(out)
     return RESOLVED
-  }
-
-  json(status: number, value: unknown, headers?: Record<string, string>): Promise<void> {
-    return this.send(status, JSON.stringify(value), headers ? { ...JSON_TYPE, ...headers } : JSON_TYPE)
   }
 
   private end(body: string | Uint8Array): void {
@@ -167,8 +189,10 @@ interface Bound {
   readonly pipeline: Pipeline
   readonly ex: Exchange
   readonly writeHead: ServerResponse['writeHead']
-  /** Content-Length given in writeHead's record (Node keeps no getHeader() copy of those). */
+  /** Content-Length given in writeHead's headers (Node keeps no getHeader() copy of those). */
   length: number | undefined
+  /** The head list `Context.send` hands to writeHead: joined in place, never adopted. */
+  own: unknown[] | undefined
 }
 const kBound = Symbol('ri.bound')
 type WithBound = ServerResponse & { [kBound]?: Bound }
@@ -177,9 +201,12 @@ type WithBound = ServerResponse & { [kBound]?: Bound }
 function writeHeadWith(res: ServerResponse, b: Bound, args: Parameters<ServerResponse['writeHead']>): ServerResponse {
   res.writeHead = b.writeHead
   let list = args as unknown[]
-  // Raw [name, value ...] headers (Fastify passes all of them) join the response first, so the
-  // handler-wins / Set-Cookie-appends rules see them; a record keeps Node on its one-pass head path.
-  if (list.length > 1 && !isHeaderRecord(list[typeof list[1] === 'string' ? 2 : 1])) list = [adoptWriteHeadArgs(res, args)]
+  const head = list[typeof list[1] === 'string' ? 2 : 1]
+  // Raw [name, value ...] headers from other writers (Fastify passes all of them) join the
+  // response first, so the handler-wins / Set-Cookie-appends rules see them; a record, or the
+  // list Context.send built, keeps Node on its one-pass head path.
+  if (list.length > 1 && head !== b.own && !isHeaderRecord(head)) list = [adoptWriteHeadArgs(res, args)]
+  b.own = undefined
   b.pipeline.headers(b.ex)
   const record = joinFeatureHeaders(res, list, b.ex.responseHeaders)
   if (record !== undefined) b.length = Number(findHeader(record, 'content-length')) || undefined
@@ -206,7 +233,7 @@ function finishOnClose(this: WithBound): void {
 /** Applies feature headers right before the response head is written, and reports the finish. */
 export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerResponse): void {
   const r = res as WithBound
-  const b: Bound = { pipeline, ex, writeHead: res.writeHead, length: undefined }
+  const b: Bound = { pipeline, ex, writeHead: res.writeHead, length: undefined, own: undefined }
   if (r[kBound] === undefined) {
     r[kBound] = b
     r.writeHead = patchedWriteHead as ServerResponse['writeHead']

@@ -14,6 +14,8 @@ import { renderServerTiming } from './server-timing.js'
 interface Reply {
   status: number
   headers: Record<string, string | string[] | undefined>
+  /** Header names as they came over the wire, lower-cased, repeats kept. */
+  names: string[]
   body: string
 }
 
@@ -23,7 +25,7 @@ function call(port: number, path: string, headers: Record<string, string> = {}, 
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (c) => (body += c))
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }))
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, names: res.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase()), body }))
     })
     req.on('error', reject)
     req.end()
@@ -66,6 +68,8 @@ describe('pipeline over real HTTP', () => {
         // plain JS handlers often `return res.end(...)`: a returned response is not a failure
         { method: 'GET', path: '/raw', handler: ((_q: unknown, res: ServerResponse) => res.writeHead(200, { 'Content-Length': '3', 'content-type': 'text/plain' }).end('raw')) as unknown as NodeRoute['handler'] },
         { method: 'GET', path: '/own-length', handler: (_q, _s, ctx) => ctx.send(200, 'abc', { 'Content-Length': '3' }) },
+        { method: 'GET', path: '/json-typed', handler: (_q, _s, ctx) => ctx.json(201, { a: 1 }, { 'Content-Type': 'application/vnd.ri+json', 'X-Request-Id': 'mine' }) },
+        { method: 'GET', path: '/json', handler: (_q, _s, ctx) => ctx.json(200, ['é']) },
       ],
     )
     const a = await call(port, '/send')
@@ -81,9 +85,18 @@ describe('pipeline over real HTTP', () => {
     expect(b.headers['x-feature']).toBe('yes')
     const c = await call(port, '/own-length')
     expect(c.headers['content-length']).toBe('3')
-    expect(await call(port, '/send', {}, 'HEAD')).toMatchObject({ status: 200, body: '' })
+    // the handler's Content-Type (any case) replaces json()'s default, and its request id wins: one of each on the wire
+    const d = await call(port, '/json-typed')
+    expect(d).toMatchObject({ status: 201, body: '{"a":1}' })
+    expect(d.headers['content-type']).toBe('application/vnd.ri+json')
+    expect(d.headers['x-request-id']).toBe('mine')
+    expect(d.names.filter((n) => n === 'content-type' || n === 'x-request-id' || n === 'content-length')).toEqual(['content-type', 'x-request-id', 'content-length'])
+    const e = await call(port, '/json')
+    expect(e).toMatchObject({ body: '["é"]', headers: { 'content-type': 'application/json; charset=utf-8', 'content-length': '6' } })
+    const head = await call(port, '/send', {}, 'HEAD')
+    expect(head).toMatchObject({ status: 200, body: '', headers: { 'content-length': '6', 'x-feature': 'yes' } })
     await new Promise((r) => setTimeout(r, 20))
-    expect(sizes.slice(0, 3)).toEqual([6, 3, 3])
+    expect(sizes.slice(0, 5)).toEqual([6, 3, 3, 7, 6])
   })
 
   it('runs onRequest in order, lets one answer early, and skips the handler', async () => {
