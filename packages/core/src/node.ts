@@ -125,8 +125,17 @@ class Context implements NodeContext {
         }
       }
       if (!typed) head.push('content-type', type)
-      if (length === undefined && !res.hasHeader('content-length')) head.push('content-length', (length = Buffer.byteLength(body)))
       const b = (res as WithBound)[kBound]
+      if (b !== undefined && length === undefined && this.req.method !== 'HEAD' && !res.hasHeader('content-length')) {
+        // Node adds the Content-Length of a body given to end() itself, unvalidated (it made the
+        // value): the head goes out from end(), whose writeHead(status) picks this list up.
+        b.own = head
+        b.length = Buffer.byteLength(body)
+        res.statusCode = status
+        res.end(body)
+        return RESOLVED
+      }
+      if (length === undefined && !res.hasHeader('content-length')) head.push('content-length', (length = Buffer.byteLength(body)))
       if (b !== undefined) {
         b.own = head
         b.length = length
@@ -201,6 +210,8 @@ type WithBound = ServerResponse & { [kBound]?: Bound }
 function writeHeadWith(res: ServerResponse, b: Bound, args: Parameters<ServerResponse['writeHead']>): ServerResponse {
   res.writeHead = b.writeHead
   let list = args as unknown[]
+  // end() wrote the head of a Context.send body: writeHead(status) gets the list send built.
+  if (b.own !== undefined && list.length === 1) list = [list[0], b.own]
   const head = list[typeof list[1] === 'string' ? 2 : 1]
   // Raw [name, value ...] headers from other writers (Fastify passes all of them) join the
   // response first, so the handler-wins / Set-Cookie-appends rules see them; a record, or the
