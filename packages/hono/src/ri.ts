@@ -352,7 +352,7 @@ export function ri(options: RiHonoOptions = {}): RiMiddleware {
   const globalSend = pipeline.features.some((f) => f.onSend)
   const globalSendFn = (ex: Exchange, body: Uint8Array) => pipeline.send(ex, body)
 
-  const middleware = async function riMiddleware(c: Context, next: Next): Promise<Response | void> {
+  const middleware = function riMiddleware(c: Context, next: Next): Promise<Response | void> {
     const env = c.env as NodeBindings | undefined
     const { path, query } = splitUrl(c.req.url)
     const ex = pipeline.exchange({
@@ -377,25 +377,34 @@ export function ri(options: RiHonoOptions = {}): RiMiddleware {
       }
     }
     const early = earlyFor(c)
-    let answer: Answer | undefined | void
     if (early) {
       const first = early.pipelineFor(pipeline.logger).request(ex)
-      answer = isPromise(first) ? await first : first
+      if (isPromise(first)) return first.then<Response | void>((a) => (a ? respond(c, st, node, a) : global(c, next, st, node)))
+      if (first) return Promise.resolve(respond(c, st, node, first))
     }
-    if (!answer) {
-      const result = pipeline.request(ex)
-      answer = isPromise(result) ? await result : result
+    return global(c, next, st, node)
+  }
+  /** The global onRequest hooks, then the early answer or the handler. */
+  const global = (c: Context, next: Next, st: RiState, node: boolean): Promise<Response | void> => {
+    const result = pipeline.request(st.exchange)
+    if (isPromise(result)) return result.then<Response | void>((a) => (a ? respond(c, st, node, a) : handle(c, next, st, node)))
+    return result ? Promise.resolve(respond(c, st, node, result)) : handle(c, next, st, node)
+  }
+  const respond = (c: Context, st: RiState, node: boolean, answer: Answer): Response => {
+    st.answered = true
+    c.res = answerResponse(answer)
+    if (!node) {
+      applyHeaders(c, st)
+      pipeline.finish(st.exchange, { status: answer.status })
     }
-    if (answer) {
-      st.answered = true
-      c.res = answerResponse(answer)
-      if (!node) {
-        applyHeaders(c, st)
-        pipeline.finish(ex, { status: answer.status })
-      }
-      return c.res
-    }
+    return c.res
+  }
+  // On Node without a global onSend the headers and the finish come from the Node response: the
+  // handler's promise is handed back as is, without an async frame of ri's around it.
+  const handle = (c: Context, next: Next, st: RiState, node: boolean): Promise<void> => (node && !globalSend ? next() : after(c, next, st, node))
+  const after = async (c: Context, next: Next, st: RiState, node: boolean): Promise<void> => {
     await next()
+    const ex = st.exchange
     if (globalSend && !st.answered) await captureBody(c, ex, globalSendFn)
     if (!node) {
       applyHeaders(c, st)
