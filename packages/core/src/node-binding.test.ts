@@ -198,4 +198,71 @@ describe('bindResponse', () => {
     for (let i = 0; i < 50 && finished.length < 2; i++) await new Promise((done) => setTimeout(done, 10))
     expect(finished.sort()).toEqual(['inner:201:false', 'outer:201:false'])
   })
+
+  it('responses whose prototype a framework swaps per request (Express): headers, finish, Set-Cookie, HEAD, and a writeHead patched before ri', async () => {
+    const finished: string[] = []
+    const pipeline = createPipeline([
+      poweredBy,
+      { name: 'cookie', onRequest: (ex) => ex.setHeader('set-cookie', 'f=1') },
+      { name: 'finish', onResponse: (ex, info) => void finished.push(`${ex.path}:${info.status}:${info.responseBytes}`) },
+    ])
+    const bind = createNodeBinding(pipeline)
+    // What express does: one prototype per app, set on every response before the middleware runs.
+    const { ServerResponse: Plain } = await import('node:http')
+    const appResponse = Object.create(Plain.prototype) as object
+    const plainWriteHead = Plain.prototype.writeHead
+    const seenBefore: string[] = []
+    server = createServer((req, res) => {
+      Object.setPrototypeOf(res, appResponse)
+      if (req.url === '/patched-before') {
+        // on-headers style, installed before ri: wraps whatever writeHead it found
+        const prev = res.writeHead
+        res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+          seenBefore.push('before')
+          return (prev as (...a: unknown[]) => ServerResponse).apply(this, args)
+        } as ServerResponse['writeHead']
+      }
+      bind(req, res, () => {
+        if (req.url === '/writehead') {
+          res.writeHead(201, { 'Content-Type': 'text/plain', 'Set-Cookie': 'h=1', 'Content-Length': '4' })
+          res.end('made')
+        } else {
+          res.setHeader('content-type', 'text/plain')
+          res.setHeader('content-length', 2)
+          res.end('ok')
+        }
+      })
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const port = (server.address() as AddressInfo).port
+    for (let i = 0; i < 3; i++) {
+      const r = await call(port, '/plain')
+      expect(r).toMatchObject({ status: 200, body: 'ok', headers: { 'x-powered-by': 'ri', 'set-cookie': ['f=1'] } })
+      expect(r.headers['x-request-id']).toBeTruthy()
+    }
+    const w = await call(port, '/writehead')
+    expect(w).toMatchObject({ status: 201, body: 'made', headers: { 'x-powered-by': 'ri', 'set-cookie': ['h=1', 'f=1'], 'content-type': 'text/plain' } })
+    const p = await call(port, '/patched-before')
+    expect(p).toMatchObject({ status: 200, body: 'ok', headers: { 'x-powered-by': 'ri' } })
+    expect(seenBefore).toEqual(['before'])
+    expect(await call(port, '/plain', 'HEAD')).toMatchObject({ status: 200, body: '', headers: { 'x-powered-by': 'ri' } })
+    // ri hooks writeHead once, on the prototype, and never on a response
+    expect(Object.getOwnPropertyNames(appResponse)).toContain('writeHead')
+    expect(Plain.prototype.writeHead).toBe(plainWriteHead)
+    // a response of the same prototype that ri never bound writes its head untouched
+    const bare = createServer((_req, res) => {
+      Object.setPrototypeOf(res, appResponse)
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      res.end('bare')
+    })
+    bare.listen(0, '127.0.0.1')
+    await once(bare, 'listening')
+    const b = await call((bare.address() as AddressInfo).port, '/')
+    bare.close()
+    expect(b.body).toBe('bare')
+    expect(b.headers['x-powered-by']).toBeUndefined()
+    for (let i = 0; i < 50 && finished.length < 6; i++) await new Promise((done) => setTimeout(done, 10))
+    expect(finished).toEqual(['/plain:200:2', '/plain:200:2', '/plain:200:2', '/writehead:201:4', '/patched-before:200:2', '/plain:200:2'])
+  })
 })

@@ -19,9 +19,11 @@ export interface NodeRequestState {
   answered: boolean
 }
 
-// Symbol.for: one key even if two copies of @ri/core end up in one process.
-const kState: unique symbol = Symbol.for('@ri/core.node-state') as never
-type WithState = { [kState]?: NodeRequestState }
+// Beside the request, not on it: a property added to a request costs a hidden-class transition,
+// which on Express (it swaps the prototype of every request) goes through V8's slow path each
+// time. One map per process (Symbol.for), even if two copies of @ri/core end up in it.
+const kStates: unique symbol = Symbol.for('@ri/core.node-states') as never
+const states: WeakMap<object, NodeRequestState> = ((globalThis as { [kStates]?: WeakMap<object, NodeRequestState> })[kStates] ??= new WeakMap())
 
 /**
  * The state `createNodeBinding()` left on this request, or undefined when it did not run.
@@ -30,7 +32,7 @@ type WithState = { [kState]?: NodeRequestState }
  * app.get('/me', (req, res) => res.json({ requestId: nodeStateOf(req)?.exchange.requestId }))
  */
 export function nodeStateOf(req: object): NodeRequestState | undefined {
-  return (req as WithState)[kState]
+  return states.get(req)
 }
 
 /**
@@ -100,7 +102,7 @@ export function createNodeBinding(
       remoteAddress: req.socket.remoteAddress,
     })
     const st: NodeRequestState = { pipeline, exchange: ex, answered: false }
-    ;(req as WithState)[kState] = st
+    states.set(req, st)
     bindResponse(pipeline, ex, res)
     if (!early) return globalStep(req, res, st, next)
     const first = early.request(ex)

@@ -1,4 +1,4 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { type IncomingMessage, type OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Answer, Exchange, ResponseHeaders } from './exchange.js'
 import { beginSend, endSend } from './send-contract.js'
 import type { Pipeline } from './pipeline.js'
@@ -125,7 +125,7 @@ class Context implements NodeContext {
         }
       }
       if (!typed) head.push('content-type', type)
-      const b = (res as WithBound)[kBound]
+      const b = boundOf(res)
       if (b !== undefined && length === undefined && this.req.method !== 'HEAD' && !res.hasHeader('content-length')) {
         // Node adds the Content-Length of a body given to end() itself, unvalidated (it made the
         // value): the head goes out from end(), whose writeHead(status) picks this list up.
@@ -197,7 +197,12 @@ function failed(pipeline: Pipeline, ex: Exchange, res: ServerResponse, error: un
 interface Bound {
   readonly pipeline: Pipeline
   readonly ex: Exchange
+  /** The writeHead that writes the head once ri's headers joined it. */
   readonly writeHead: ServerResponse['writeHead']
+  /** Hooked through the response's prototype (see bindResponse): state in `protoBound`. */
+  readonly viaProto: boolean
+  /** The head went out (prototype hook: later calls go straight to `writeHead`). */
+  written: boolean
   /** Content-Length given in writeHead's headers (Node keeps no getHeader() copy of those). */
   length: number | undefined
   /** The head list `Context.send` hands to writeHead: joined in place, never adopted. */
@@ -206,9 +211,47 @@ interface Bound {
 const kBound = Symbol('ri.bound')
 type WithBound = ServerResponse & { [kBound]?: Bound }
 
+// Responses whose prototype a framework swaps in per request (Express sets app.response as the
+// prototype of every response): adding a property to one of those goes through V8's slow path
+// on every request (a new hidden class each time, about 50,000 instructions per request for
+// ri's two). Their state lives beside them, and writeHead is hooked once on the prototype.
+const protoBound = new WeakMap<ServerResponse, Bound>()
+type WriteHead = ServerResponse['writeHead']
+const protoHooks = new WeakMap<object, { readonly hook: WriteHead; readonly parent: WriteHead }>()
+const PLAIN = ServerResponse.prototype
+const NOT_HOOKED = (() => {
+  throw new Error('unreachable')
+}) as unknown as WriteHead
+
+/** The ri state of a bound response. */
+function boundOf(res: ServerResponse): Bound | undefined {
+  return (res as WithBound)[kBound] ?? protoBound.get(res)
+}
+
+/** Installs (once per prototype) a writeHead that joins ri's headers for responses bound to it. */
+function protoHook(proto: object): { readonly hook: WriteHead; readonly parent: WriteHead } {
+  const known = protoHooks.get(proto)
+  if (known !== undefined) return known
+  const parent = (proto as ServerResponse).writeHead
+  const hook = function riWriteHead(this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>): ServerResponse {
+    const b = protoBound.get(this)
+    if (b === undefined || b.written) return (parent as (...a: unknown[]) => ServerResponse).apply(this, args)
+    return writeHeadWith(this, b, args)
+  } as ServerResponse['writeHead']
+  let installed = { hook, parent }
+  try {
+    Object.defineProperty(proto, 'writeHead', { value: hook, writable: true, configurable: true, enumerable: false })
+  } catch {
+    installed = { hook: NOT_HOOKED, parent } // a frozen prototype: every response takes the closure path
+  }
+  protoHooks.set(proto, installed)
+  return installed
+}
+
 /** The head is being written: feature headers join the handler's, then the original writeHead runs. */
 function writeHeadWith(res: ServerResponse, b: Bound, args: Parameters<ServerResponse['writeHead']>): ServerResponse {
-  res.writeHead = b.writeHead
+  if (b.viaProto) b.written = true
+  else res.writeHead = b.writeHead
   let list = args as unknown[]
   // end() wrote the head of a Context.send body: writeHead(status) gets the list send built.
   if (b.own !== undefined && list.length === 1) list = [list[0], b.own]
@@ -240,19 +283,35 @@ function finishOnClose(this: WithBound): void {
   const b = this[kBound]
   if (b !== undefined) b.pipeline.finish(b.ex, finishInfo(this, b))
 }
+function finishOnCloseProto(this: ServerResponse): void {
+  const b = protoBound.get(this)
+  if (b !== undefined) b.pipeline.finish(b.ex, finishInfo(this, b))
+}
 
 /** Applies feature headers right before the response head is written, and reports the finish. */
 export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerResponse): void {
-  const r = res as WithBound
-  const b: Bound = { pipeline, ex, writeHead: res.writeHead, length: undefined, own: undefined }
-  if (r[kBound] === undefined) {
-    r[kBound] = b
-    r.writeHead = patchedWriteHead as ServerResponse['writeHead']
-    r.on('close', finishOnClose)
-    return
+  const proto = Object.getPrototypeOf(res) as object
+  if (proto === PLAIN) {
+    const r = res as WithBound
+    if (r[kBound] === undefined) {
+      r[kBound] = { pipeline, ex, writeHead: res.writeHead, viaProto: false, written: false, length: undefined, own: undefined }
+      r.writeHead = patchedWriteHead as ServerResponse['writeHead']
+      r.on('close', finishOnClose)
+      return
+    }
+  } else if (proto !== null) {
+    const { hook, parent } = protoHook(proto)
+    // Unless something before ri put a writeHead of its own on this response (it would call the
+    // one it found, which may predate the hook), or ri is bound to it already.
+    if (res.writeHead === hook && !protoBound.has(res)) {
+      protoBound.set(res, { pipeline, ex, writeHead: parent, viaProto: true, written: false, length: undefined, own: undefined })
+      res.on('close', finishOnCloseProto)
+      return
+    }
   }
-  // A second binding on the same response (two ri() layers): the shared slot is taken, so this
-  // one keeps its state in closures.
+  // A second binding on the same response (two ri() layers), or a writeHead of someone else's:
+  // this one keeps its state in closures.
+  const b: Bound = { pipeline, ex, writeHead: res.writeHead, viaProto: false, written: false, length: undefined, own: undefined }
   res.writeHead = function nestedWriteHead(this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
     return writeHeadWith(this, b, args)
   } as ServerResponse['writeHead']
