@@ -19,32 +19,23 @@ const toList = (v: unknown): string[] => (v === undefined || v === null ? [] : A
  * args[1] = mergeFeatureHeaders(args[1], ex.responseHeaders, res) // then writeHead(...args)
  */
 export function mergeFeatureHeaders(record: Readonly<Record<string, unknown>>, features: ResponseHeaders, res: HeaderHolder): Record<string, unknown> {
-  // Feature names are lower-case (Exchange.setHeader); the handler's usually are too, so a name
-  // is looked up as is, and the record is scanned case-insensitively only when it has upper case.
-  // (No lower-case index object: a map built per response cost more than the lookups it saved.)
+  const list = joinFeatureHeaderList(headerList(record), features, res)
   const merged: Record<string, unknown> = {}
-  let mixedCase = false
-  for (const key in record) {
-    if (!hasOwn(record, key)) continue
-    merged[key] = record[key]
-    if (!mixedCase && key !== key.toLowerCase()) mixedCase = true
-  }
-  for (const name in features) {
-    const own = hasOwn(record, name) ? name : mixedCase ? findHeaderName(record, name) : undefined
-    if (name === 'set-cookie') {
-      if (own !== undefined) merged[own] = [...toList(record[own]), ...toList(features[name])]
-      else merged[name] = [...toList(res.getHeader(name)), ...toList(features[name])]
-    } else if (own === undefined && !res.hasHeader(name)) merged[name] = features[name]
-  }
+  for (let i = 0; i < list.length; i += 2) merged[list[i] as string] = list[i + 1]
   return merged
 }
 
-const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k)
+/** A headers record's own entries as a flat `[name, value, ...]` list. */
+function headerList(record: Readonly<Record<string, unknown>>): unknown[] {
+  const list: unknown[] = []
+  const keys = Object.keys(record)
+  for (let i = 0; i < keys.length; i++) list.push(keys[i], record[keys[i]!])
+  return list
+}
 
 /** The name under which `record` holds header `lowerName` (any case), or undefined. */
 function findHeaderName(record: Readonly<Record<string, unknown>>, lowerName: string): string | undefined {
-  const n = lowerName.length
-  for (const k in record) if (k.length === n && sameHeaderName(k, lowerName)) return k
+  for (const k in record) if (sameHeaderName(k, lowerName)) return k
   return undefined
 }
 
@@ -84,10 +75,7 @@ export function joinFeatureHeaders(
   const at = typeof args[1] === 'string' ? 2 : 1
   const head = args[at]
   if (isHeaderRecord(head)) {
-    const list: unknown[] = []
-    const keys = Object.keys(head)
-    for (let i = 0; i < keys.length; i++) list.push(keys[i], head[keys[i]!])
-    args[at] = joinFeatureHeaderList(list, features, res)
+    args[at] = joinFeatureHeaderList(headerList(head), features, res)
     return head
   }
   if (isFlatHeaderList(head)) joinFeatureHeaderList(head, features, res)
@@ -96,9 +84,10 @@ export function joinFeatureHeaders(
 }
 
 /**
- * Adds the features' headers to a flat `[name, value, ...]` head (changed in place and returned)
- * by `mergeFeatureHeaders`' rules: a name already in the list (any case) or set on the response
- * keeps its value, and a feature's Set-Cookie is added to the handler's.
+ * Adds the features' headers to a flat `[name, value, ...]` head (changed in place and returned),
+ * the one implementation of the adapters' rules: a name already in the list (any case) or set on
+ * the response keeps its value, and a feature's Set-Cookie is added to the handler's (or to the
+ * one set on the response).
  *
  * @example
  * res.writeHead(200, joinFeatureHeaderList(['content-type', 'text/plain'], ex.responseHeaders, res))

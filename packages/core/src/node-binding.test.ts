@@ -265,4 +265,35 @@ describe('bindResponse', () => {
     for (let i = 0; i < 50 && finished.length < 6; i++) await new Promise((done) => setTimeout(done, 10))
     expect(finished).toEqual(['/plain:200:2', '/plain:200:2', '/plain:200:2', '/writehead:201:4', '/patched-before:200:2', '/plain:200:2'])
   })
+
+  it('the prototype hook calls the writeHead it shadows as it is at call time, and a frozen prototype still gets ri headers', async () => {
+    const { ServerResponse: Plain } = await import('node:http')
+    const mid = Object.create(Plain.prototype) as { writeHead?: unknown }
+    const appResponse = Object.create(mid) as object
+    const frozen = Object.freeze(Object.create(Plain.prototype) as object)
+    const bind = createNodeBinding(createPipeline([poweredBy]))
+    let instrumented = 0
+    server = createServer((req, res) => {
+      Object.setPrototypeOf(res, req.url === '/frozen' ? frozen : appResponse)
+      bind(req, res, () => {
+        res.setHeader('content-type', 'text/plain')
+        res.end('ok')
+      })
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const port = (server.address() as AddressInfo).port
+    expect((await call(port, '/a')).headers['x-powered-by']).toBe('ri')
+    // an APM patches writeHead further up the chain after ri hooked the app's prototype
+    mid.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+      instrumented++
+      return (Plain.prototype.writeHead as (...a: unknown[]) => ServerResponse).apply(this, args)
+    }
+    const b = await call(port, '/b')
+    expect(b).toMatchObject({ status: 200, body: 'ok', headers: { 'x-powered-by': 'ri' } })
+    expect(instrumented).toBe(1)
+    const f = await call(port, '/frozen')
+    expect(f).toMatchObject({ status: 200, body: 'ok', headers: { 'x-powered-by': 'ri' } })
+    expect(Object.getOwnPropertyNames(frozen)).toEqual([])
+  })
 })

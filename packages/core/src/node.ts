@@ -208,6 +208,15 @@ interface Bound {
   /** The head list `Context.send` hands to writeHead: joined in place, never adopted. */
   own: unknown[] | undefined
 }
+const newBound = (pipeline: Pipeline, ex: Exchange, writeHead: ServerResponse['writeHead'], viaProto: boolean): Bound => ({
+  pipeline,
+  ex,
+  writeHead,
+  viaProto,
+  written: false,
+  length: undefined,
+  own: undefined,
+})
 const kBound = Symbol('ri.bound')
 type WithBound = ServerResponse & { [kBound]?: Bound }
 
@@ -217,33 +226,40 @@ type WithBound = ServerResponse & { [kBound]?: Bound }
 // ri's two). Their state lives beside them, and writeHead is hooked once on the prototype.
 const protoBound = new WeakMap<ServerResponse, Bound>()
 type WriteHead = ServerResponse['writeHead']
-const protoHooks = new WeakMap<object, { readonly hook: WriteHead; readonly parent: WriteHead }>()
+/** Per prototype: ri's hook (null when the prototype could not take it: frozen), and the writeHead it shadows. */
+interface ProtoHook {
+  readonly hook: WriteHead | null
+  readonly parentOf: () => WriteHead
+}
+const protoHooks = new WeakMap<object, ProtoHook>()
 const PLAIN = ServerResponse.prototype
-const NOT_HOOKED = (() => {
-  throw new Error('unreachable')
-}) as unknown as WriteHead
 
 /** The ri state of a bound response. */
 function boundOf(res: ServerResponse): Bound | undefined {
   return (res as WithBound)[kBound] ?? protoBound.get(res)
 }
 
-/** Installs (once per prototype) a writeHead that joins ri's headers for responses bound to it. */
-function protoHook(proto: object): { readonly hook: WriteHead; readonly parent: WriteHead } {
+/**
+ * Installs (once per prototype) a writeHead that joins ri's headers for responses bound to it and
+ * passes every other call to the writeHead it shadows, looked up at call time (so a later patch
+ * of `ServerResponse.prototype.writeHead`, such as an APM's, is still called).
+ */
+function protoHook(proto: object): ProtoHook {
   const known = protoHooks.get(proto)
   if (known !== undefined) return known
-  const parent = (proto as ServerResponse).writeHead
-  const hook = function riWriteHead(this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>): ServerResponse {
+  const shadowed = Object.getOwnPropertyDescriptor(proto, 'writeHead')?.value as WriteHead | undefined
+  const parentOf = shadowed !== undefined ? () => shadowed : () => (Object.getPrototypeOf(proto) as ServerResponse).writeHead
+  let hook: WriteHead | null = function riWriteHead(this: ServerResponse, ...args: Parameters<WriteHead>): ServerResponse {
     const b = protoBound.get(this)
-    if (b === undefined || b.written) return (parent as (...a: unknown[]) => ServerResponse).apply(this, args)
+    if (b === undefined || b.written) return (parentOf() as (...a: unknown[]) => ServerResponse).apply(this, args)
     return writeHeadWith(this, b, args)
-  } as ServerResponse['writeHead']
-  let installed = { hook, parent }
+  } as WriteHead
   try {
     Object.defineProperty(proto, 'writeHead', { value: hook, writable: true, configurable: true, enumerable: false })
   } catch {
-    installed = { hook: NOT_HOOKED, parent } // a frozen prototype: every response takes the closure path
+    hook = null // a frozen prototype: its responses take the closure path
   }
+  const installed = { hook, parentOf }
   protoHooks.set(proto, installed)
   return installed
 }
@@ -294,24 +310,24 @@ export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerRespon
   if (proto === PLAIN) {
     const r = res as WithBound
     if (r[kBound] === undefined) {
-      r[kBound] = { pipeline, ex, writeHead: res.writeHead, viaProto: false, written: false, length: undefined, own: undefined }
+      r[kBound] = newBound(pipeline, ex, res.writeHead, false)
       r.writeHead = patchedWriteHead as ServerResponse['writeHead']
       r.on('close', finishOnClose)
       return
     }
   } else if (proto !== null) {
-    const { hook, parent } = protoHook(proto)
+    const { hook, parentOf } = protoHook(proto)
     // Unless something before ri put a writeHead of its own on this response (it would call the
     // one it found, which may predate the hook), or ri is bound to it already.
-    if (res.writeHead === hook && !protoBound.has(res)) {
-      protoBound.set(res, { pipeline, ex, writeHead: parent, viaProto: true, written: false, length: undefined, own: undefined })
+    if (hook !== null && res.writeHead === hook && !protoBound.has(res)) {
+      protoBound.set(res, newBound(pipeline, ex, parentOf(), true))
       res.on('close', finishOnCloseProto)
       return
     }
   }
   // A second binding on the same response (two ri() layers), or a writeHead of someone else's:
   // this one keeps its state in closures.
-  const b: Bound = { pipeline, ex, writeHead: res.writeHead, viaProto: false, written: false, length: undefined, own: undefined }
+  const b = newBound(pipeline, ex, res.writeHead, false)
   res.writeHead = function nestedWriteHead(this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
     return writeHeadWith(this, b, args)
   } as ServerResponse['writeHead']
