@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { CacheLoaderTimeoutError, type Duration, parseDuration, RiClosedError, type RiEvents } from '@ri/core'
 import { SpanStatusCode, trace } from '@opentelemetry/api'
 import { LRUCache } from 'lru-cache'
+import { now as clockNow } from '../clock.js'
 import { FAIL, type RawRead, type WriteCommand } from '../l2/driver.js'
 import { keySlot } from '../l2/slot.js'
 import { checkNamespaceOptions, type GetOrSetOptions, type NamespaceDefaults, type SetOptions } from '../options.js'
@@ -639,7 +640,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
       let stale: L1Entry | undefined
       const e = l1?.get(key)
       if (e !== undefined) {
-        const s = l1State(e, Date.now())
+        const s = l1State(e, clockNow())
         if (s === FRESH && stack.trusted) {
           hit1()
           return e.value as T
@@ -807,7 +808,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     try {
       if (stack.closed) throw new RiClosedError('cache')
       const e = l1?.get(key)
-      const s = e === undefined ? NONE : l1State(e, Date.now())
+      const s = e === undefined ? NONE : l1State(e, clockNow())
       if (s === FRESH && stack.trusted) {
         hit1()
         return Promise.resolve(e!.value as T)
@@ -837,7 +838,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
   const peekFresh: PeekFresh = <T>(key: string) => {
     if (l1 === undefined || stack.closed || !stack.trusted) return undefined
     const e = l1.get(key)
-    if (e === undefined || l1State(e, Date.now()) !== FRESH) return undefined
+    if (e === undefined || l1State(e, clockNow()) !== FRESH) return undefined
     hit1()
     return { value: e.value as T, state: 'fresh', tier: 'l1', createdAt: e.created, freshUntil: e.fresh }
   }
@@ -848,7 +849,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     get<T>(key: string): Promise<T | undefined> {
       if (l1 !== undefined && stack.trusted) {
         const e = l1.get(key)
-        if (e !== undefined && Date.now() < e.fresh && (e.tags === undefined || tagVersions.check(e.tags, e.versions!) === TAGS_FRESH)) {
+        if (e !== undefined && clockNow() < e.fresh && (e.tags === undefined || tagVersions.check(e.tags, e.versions!) === TAGS_FRESH)) {
           counters.l1Hits++
           if (events.has('cache.get')) events.emit('cache.get', E_L1_HIT)
           return (e.hit ??= Promise.resolve(e.value)) as Promise<T>
@@ -860,9 +861,9 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
       if (l1 !== undefined && stack.trusted) {
         const e = l1.get(key)
         if (e !== undefined) {
-          const now = Date.now()
-          if (now < e.fresh && (e.tags === undefined || tagVersions.check(e.tags, e.versions!) === TAGS_FRESH)) {
-            if (now >= e.refreshAt) refreshInBackground(key, loader, options, e)
+          const t = clockNow()
+          if (t < e.fresh && (e.tags === undefined || tagVersions.check(e.tags, e.versions!) === TAGS_FRESH)) {
+            if (t >= e.refreshAt) refreshInBackground(key, loader, options, e)
             counters.l1Hits++
             if (events.has('cache.get')) events.emit('cache.get', E_L1_HIT)
             return (e.hit ??= Promise.resolve(e.value)) as Promise<T>
@@ -895,10 +896,10 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
       const out: Array<T | undefined> = new Array(keys.length)
       const missing: number[] = []
       const fallbacks: Array<L1Entry | undefined> = []
-      const now = Date.now()
+      const t = clockNow()
       for (let i = 0; i < keys.length; i++) {
         const e = l1?.get(keys[i]!)
-        const s = e === undefined ? NONE : l1State(e, now)
+        const s = e === undefined ? NONE : l1State(e, t)
         if (s === FRESH && stack.trusted) {
           hit1()
           out[i] = e!.value as T
@@ -925,7 +926,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
           continue
         }
         const fb = fallbacks[j]
-        if (fb !== undefined && (driver !== undefined || l1State(fb, now) === FRESH)) {
+        if (fb !== undefined && (driver !== undefined || l1State(fb, t) === FRESH)) {
           staleServed()
           out[i] = fb.value as T
         } else miss()
@@ -1059,7 +1060,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
       const fresh = peekFresh<T>(key)
       if (fresh !== undefined) return fresh
       const e = l1?.get(key)
-      const s = e === undefined ? NONE : l1State(e, Date.now())
+      const s = e === undefined ? NONE : l1State(e, clockNow())
       if (driver !== undefined) {
         const rd = readL2(key)
         const r = await rd.p

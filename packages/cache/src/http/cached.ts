@@ -3,6 +3,7 @@ import { promisify } from 'node:util'
 import { brotliCompress, constants as zlibConstants, gzip } from 'node:zlib'
 import { type Answer, createOptionsChecker, type Duration, type Exchange, type Feature } from '@ri/core'
 import { type Cache, kPeekFresh, type PeekFresh } from '../cache/types.js'
+import { now as clockNow } from '../clock.js'
 
 /**
  * Options of the HTTP response cache.
@@ -164,7 +165,7 @@ export function cached(options: CachedOptions): Feature {
   }
 
   const answer = (ex: Exchange, stored: StoredResponse, state: 'HIT' | 'STALE', createdAt: number, freshUntil: number): Answer => {
-    const now = Date.now()
+    const now = clockNow()
     // A plain object (a null-prototype one is a dictionary: slower to fill and for every adapter
     // to walk); `__proto__` is the one name it cannot hold, and no HTTP client needs it.
     const headers: Record<string, string | string[]> = {}
