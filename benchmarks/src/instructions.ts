@@ -1,4 +1,4 @@
-// `pnpm instructions [--requests N] [--top N] <module:export:path> ...`: CPU work per request of
+// `pnpm instructions [--requests N] [--top N] [--keep DIR] <module:export:path> ...`: CPU work per request of
 // HTTP servers, counted in instructions by valgrind's callgrind, for changes too small for req/s
 // to show on a shared machine. Each subject is a factory of src/servers/<module>.ts (as in the
 // HTTP benchmarks), served in its own process under callgrind; after a warm-up, the main thread's
@@ -9,7 +9,7 @@
 //   pnpm instructions frameworks:fastifyBare:/users/1 frameworks:fastifyRi:/users/1 --top 25
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -87,7 +87,7 @@ async function load(url: string, amount: number): Promise<void> {
 }
 
 /** Instructions per request of one subject (and, with `top`, its busiest functions). */
-export async function measure(subject: Subject, options: { requests: number; warmup: number; top: number }) {
+export async function measure(subject: Subject, options: { requests: number; warmup: number; top: number; keep?: string }) {
   const dir = mkdtempSync(join(tmpdir(), 'ri-instructions-'))
   const child: ChildProcess = spawn(
     'valgrind',
@@ -120,6 +120,7 @@ export async function measure(subject: Subject, options: { requests: number; war
     if (main.length !== 1) throw new Error(`expected one main-thread dump in ${dir}, found ${main.join(', ') || 'none'}`)
     const file = join(dir, main[0]!)
     const perRequest = callgrindTotal(readFileSync(file, 'utf8')) / options.requests
+    if (options.keep !== undefined) keepDump(options.keep, subject, file, `/tmp/perf-${pid}.map`)
     let top: Array<[string, number]> = []
     if (options.top > 0) {
       const annotated = execFileSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', file], { maxBuffer: 1 << 28 }).toString()
@@ -137,6 +138,28 @@ export async function measure(subject: Subject, options: { requests: number; war
   }
 }
 
+/**
+ * `--keep DIR`: the main thread's dump and the perf map, for reading callers and callees:
+ * `callgrind_annotate --tree=caller --inclusive=yes DIR/<name>.cg` (JIT frames are addresses there:
+ * look them up in DIR/<name>.map).
+ */
+function keepDump(dir: string, subject: Subject, dump: string, perfMap: string): void {
+  mkdirSync(dir, { recursive: true })
+  const base = join(dir, `${subject.module}-${subject.name}`)
+  copyFileSync(dump, `${base}.cg`)
+  copyFileSync(perfMap, `${base}.map`)
+  console.error(`kept ${base}.cg and ${base}.map`)
+}
+
+function text(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name)
+  if (i === -1) return undefined
+  const v = args[i + 1]
+  if (v === undefined || v.startsWith('--')) throw new Error(`${name} takes a directory`)
+  args.splice(i, 2)
+  return v
+}
+
 function flag(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(name)
   if (i === -1) return fallback
@@ -152,8 +175,9 @@ async function main(): Promise<void> {
   if (requests < 1) throw new Error('--requests must be at least 1')
   const warmup = flag(args, '--warmup', 30_000)
   const top = flag(args, '--top', 0)
+  const keep = text(args, '--keep')
   const subjects = args.map(parseSubject)
-  if (subjects.length === 0) throw new Error('usage: pnpm instructions [--requests N] [--warmup N] [--top N] module:export:/path ...')
+  if (subjects.length === 0) throw new Error('usage: pnpm instructions [--requests N] [--warmup N] [--top N] [--keep DIR] module:export:/path ...')
   for (const tool of ['valgrind', 'callgrind_control', 'callgrind_annotate']) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' })
@@ -165,7 +189,7 @@ async function main(): Promise<void> {
   for (const s of subjects) {
     const spec = `${s.module}:${s.name}:${s.path}`
     console.error(`measuring ${spec} (${warmup} warm-up + ${requests} counted requests under callgrind) ...`)
-    const r = await measure(s, { requests, warmup, top })
+    const r = await measure(s, { requests, warmup, top, keep })
     rows.push({ spec, perRequest: r.perRequest })
     if (top > 0) {
       console.log(`\n${spec}: busiest functions (self instructions per request)`)
