@@ -1,7 +1,7 @@
 import { type CallHandler, type ExecutionContext, Inject, Injectable, type NestInterceptor } from '@nestjs/common'
 import type { Answer } from '@ri/core'
 import { applyNodeFeatures } from '@ri/core/node'
-import { map, mergeMap, type Observable } from 'rxjs'
+import { map, mergeMap, type Observable, throwError } from 'rxjs'
 import { RiAnswerException, rawRequest, rawResponse } from './answer.js'
 import { EMPTY_PLAN, type HandlerPlan, RiRoutes } from './routes.js'
 
@@ -67,7 +67,10 @@ export class RiInterceptor implements NestInterceptor {
     const result = applyNodeFeatures(rawRequest(req), rawResponse(res), plan.features)
     if (result === undefined) return this.handle(plan, next, req, res)
     const decide = (answer: Answer | undefined) => {
-      if (answer) throw RiAnswerException.of(answer)
+      if (answer) {
+        const exception = RiAnswerException.of(answer)
+        return throwError(() => exception)
+      }
       return this.handle(plan, next, req, res)
     }
     return typeof (result as Promise<Answer | undefined>).then === 'function' ? (result as Promise<Answer | undefined>).then(decide) : decide(result as Answer)
