@@ -13,7 +13,8 @@ import {
   type ResponseHeaders,
   type RiOptions,
 } from '@ri/core'
-import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
+import { bindResponse, captureBody } from '@ri/core/node'
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { compileRoute, kRoute, type RiDeps, type RouteCompiled } from './features.js'
 
@@ -53,8 +54,6 @@ export interface RiRequestState {
   route: RouteUnit[] | undefined
   /** An early answer was sent: onSend features must not treat it as a handler response. */
   answered: boolean
-  /** onHeaders ran and ri's headers are on the reply. */
-  headersDone: boolean
 }
 
 export const kRi: unique symbol = Symbol.for('@ri/fastify.state') as never
@@ -73,30 +72,44 @@ export function getExchange(request: FastifyRequest): Exchange | undefined {
 
 const isPromise = <T>(v: MaybePromise<T>): v is Promise<T> => typeof (v as Promise<T> | undefined)?.then === 'function'
 
-// The state also sits on the raw response, so one shared 'close' listener serves every request.
-const kRiRaw = Symbol('@ri/fastify.raw-state')
-/** The state as the plugin keeps it: plus the reply, whose headers the raw response does not hold. */
+/** The state as the plugin keeps it. */
 interface OwnState extends RiRequestState {
+  readonly request: FastifyRequest
   readonly reply: FastifyReply
-}
-type RawWithRi = FastifyReply['raw'] & { [kRiRaw]?: OwnState }
-
-// The finish is reported from the raw response's 'close' (it follows 'finish', and is the only
-// event of an aborted response), as in the node binding. Not from an onResponse hook as well:
-// once one is registered, Fastify sets up its response listeners and runs the hook list for every
-// request, and 'close' already sees every request that hook would.
-function finishOnClose(this: RawWithRi): void {
-  const st = this[kRiRaw]
-  if (st === undefined) return
-  // Fastify hands its headers to writeHead() as a record, of which node keeps no getHeader() copy.
-  const length = Number(st.reply.getHeader('content-length'))
-  st.pipeline.finish(st.exchange, { status: this.statusCode, aborted: !this.writableFinished, responseBytes: Number.isFinite(length) ? length : undefined })
+  /** ri's onSend hook runs for this request (global onSend features, or a route whose config has some). */
+  readonly sendHook: boolean
 }
 
-function attach(st: RiRequestState, set: FeatureSet): RouteUnit {
+// Headers and the finish come from the raw response, as in core's node binding (bindResponse):
+// features' headers join the record Fastify hands to writeHead(), and the finish is reported from
+// 'close' (it follows 'finish', and is the only event of an aborted response). So a request whose
+// features have no onSend runs no onSend hook of ri's (Fastify skips its hook runner when a route
+// has none), and no onResponse hook either (once one is registered, Fastify sets up its response
+// listeners and runs the hook list for every request, and 'close' already sees every request).
+
+// Route-level onHeaders run before the global ones, in the order their units were attached.
+function routeWriteHead(st: OwnState, writeHead: FastifyReply['raw']['writeHead']): FastifyReply['raw']['writeHead'] {
+  return function riRouteWriteHead(this: FastifyReply['raw'], ...args: unknown[]) {
+    this.writeHead = writeHead
+    if (st.route) for (const u of st.route) if (u.set.hasHeaders) u.pipeline.headers(st.exchange)
+    return (writeHead as (...a: unknown[]) => FastifyReply['raw']).apply(this, args)
+  } as FastifyReply['raw']['writeHead']
+}
+
+function attach(st: OwnState, set: FeatureSet): RouteUnit {
   const unit: RouteUnit = { set, pipeline: set.pipelineFor(st.pipeline.logger) }
+  const first = st.route === undefined || !st.route.some((u) => u.set.hasHeaders)
   ;(st.route ??= []).push(unit)
   set.observeFinish(st.exchange, st.pipeline.logger)
+  const raw = st.reply.raw
+  if (set.hasHeaders && first) raw.writeHead = routeWriteHead(st, raw.writeHead)
+  // A unit with onSend features on a route without ri's onSend hook (attached at request time by
+  // an integration, applyFeatures()): its body is captured on the raw response, as core's binding
+  // does. No global onSend runs for such a route, so the innermost-first order holds.
+  if (set.hasSend && !st.sendHook) {
+    const ex = st.exchange
+    captureBody(st.request.raw, raw, ex, (body) => unit.pipeline.send(ex, body), () => st.answered)
+  }
   return unit
 }
 
@@ -110,7 +123,7 @@ function attach(st: RiRequestState, set: FeatureSet): RouteUnit {
  * if (answer) return sendAnswer(request, reply, answer)
  */
 export function applyFeatures(request: FastifyRequest, features: readonly Feature[]): MaybePromise<Answer | undefined> {
-  const st = (request as unknown as WithRi)[kRi]
+  const st = (request as unknown as WithRi)[kRi] as OwnState | null | undefined
   if (!st) return undefined
   return attach(st, featureSet(features)).pipeline.request(st.exchange)
 }
@@ -166,12 +179,62 @@ const plugin: FastifyPluginCallback<RiFastifyOptions> = (fastify, options, done)
 
   fastify.decorateRequest(kRi as unknown as string, null)
 
+  const riOnSend: onSendHookHandler = function riOnSend(request, reply, payload, next) {
+    const st = (request as unknown as WithRi)[kRi]
+    if (
+      !st ||
+      st.answered ||
+      !(typeof payload === 'string' || payload instanceof Uint8Array) ||
+      !(globalSend || (st.route !== undefined && st.route.some((u) => u.set.hasSend)))
+    ) {
+      return next(null, payload)
+    }
+    const ex = st.exchange
+    const original = payload as string | Uint8Array
+    // onSend contract (core): features see the handler's status and headers; what they change wins.
+    const current = reply.getHeaders()
+    const handlerHeaders: ResponseHeaders = Object.create(null)
+    for (const name in current) {
+      const v = current[name]
+      if (v !== undefined) handlerHeaders[name] = typeof v === 'number' ? String(v) : v
+    }
+    const snapshot = beginSend(ex, reply.statusCode, handlerHeaders)
+    const finish = (out: string | Uint8Array) => {
+      const changed = endSend(ex, snapshot)
+      if (changed) {
+        for (const name in changed) {
+          reply.removeHeader(name) // reply.header() appends Set-Cookie: replace instead
+          reply.header(name, changed[name])
+        }
+      }
+      if (out !== original) reply.removeHeader('content-length')
+      next(null, out)
+    }
+    // innermost first: route-level onSend, then the global ones
+    const steps: Pipeline[] = []
+    if (st.route) for (const u of st.route) if (u.set.hasSend) steps.push(u.pipeline)
+    if (globalSend) steps.push(pipeline)
+    let body: MaybePromise<string | Uint8Array> = original
+    for (const p of steps) body = isPromise(body) ? body.then((b) => p.send(ex, b)) : p.send(ex, body)
+    if (isPromise(body)) body.then(finish, () => finish(original))
+    else finish(body)
+  }
+
   // Route config (`cache`, `throttle`, `slowMs`, `withFeatures()`) is compiled once per route, here.
+  // ri's onSend hook goes on every route when a global feature has onSend, else only on the routes
+  // whose config has onSend features.
   fastify.addHook('onRoute', (routeOptions) => {
     const config = (routeOptions.config ?? {}) as Record<string | symbol, unknown>
     const compiled = compileRoute(config, deps, before)
     if (compiled) routeOptions.config = { ...config, [kRoute]: compiled } as typeof routeOptions.config
+    if (!globalSend && compiled?.set?.hasSend) {
+      const hooks = routeOptions.onSend === undefined ? [] : Array.isArray(routeOptions.onSend) ? routeOptions.onSend : [routeOptions.onSend]
+      // First, where a global hook would run: before the route's own onSend hooks, and before the
+      // one Fastify puts on a HEAD route copied from its GET (hooks included), which drops the body.
+      routeOptions.onSend = [riOnSend, ...hooks.filter((h) => h !== riOnSend)]
+    }
   })
+  if (globalSend) fastify.addHook('onSend', riOnSend)
 
   const health = options.pipeline === undefined ? (options.health as Attachable | undefined) : undefined
   if (typeof health?.attach === 'function') {
@@ -192,12 +255,10 @@ const plugin: FastifyPluginCallback<RiFastifyOptions> = (fastify, options, done)
       headers: raw.headers,
       remoteAddress: raw.socket.remoteAddress,
     })
-    const st: OwnState = { pipeline, exchange: ex, route: undefined, answered: false, headersDone: false, reply }
-    ;(request as unknown as WithRi)[kRi] = st
-    const res = reply.raw as RawWithRi
-    res[kRiRaw] = st
-    res.on('close', finishOnClose)
     const compiled = (config as { [kRoute]?: RouteCompiled } | undefined)?.[kRoute]
+    const st: OwnState = { pipeline, exchange: ex, route: undefined, answered: false, request, reply, sendHook: globalSend || compiled?.set?.hasSend === true }
+    ;(request as unknown as WithRi)[kRi] = st
+    bindResponse(pipeline, ex, reply.raw)
     const unit = compiled?.set ? attach(st, compiled.set) : undefined
     const early = compiled ? compiled.early : beforeSet
     // The common case (no route unit, no early features, synchronous global hooks) allocates no closure.
@@ -238,68 +299,14 @@ const plugin: FastifyPluginCallback<RiFastifyOptions> = (fastify, options, done)
     else answer(first)
   })
 
-  const applyHeaders = (st: RiRequestState, reply: FastifyReply) => {
-    // onSend runs again when an error replaces a payload: headers (and Set-Cookie) go on once
-    if (st.headersDone) return
-    st.headersDone = true
-    const ex = st.exchange
-    if (st.route) for (const u of st.route) if (u.set.hasHeaders) u.pipeline.headers(ex)
-    pipeline.headers(ex)
-    const headers = ex.responseHeaders
-    // handler headers win; Set-Cookie from features adds to the handler's (reply.header appends it)
-    for (const name in headers) if (name === 'set-cookie' || !reply.hasHeader(name)) reply.header(name, headers[name])
-  }
-
-  fastify.addHook('onSend', function riOnSend(request, reply, payload, next) {
-    const st = (request as unknown as WithRi)[kRi]
-    if (!st) return next(null, payload)
-    const capture =
-      !st.answered &&
-      (typeof payload === 'string' || payload instanceof Uint8Array) &&
-      (globalSend || (st.route !== undefined && st.route.some((u) => u.set.hasSend)))
-    if (!capture) {
-      applyHeaders(st, reply)
-      return next(null, payload)
-    }
-    const ex = st.exchange
-    const original = payload as string | Uint8Array
-    // onSend contract (core): features see the handler's status and headers; what they change wins.
-    const current = reply.getHeaders()
-    const handlerHeaders: ResponseHeaders = Object.create(null)
-    for (const name in current) {
-      const v = current[name]
-      if (v !== undefined) handlerHeaders[name] = typeof v === 'number' ? String(v) : v
-    }
-    const snapshot = beginSend(ex, reply.statusCode, handlerHeaders)
-    const finish = (out: string | Uint8Array) => {
-      const changed = endSend(ex, snapshot)
-      if (changed) {
-        for (const name in changed) {
-          reply.removeHeader(name) // reply.header() appends Set-Cookie: replace instead
-          reply.header(name, changed[name])
-        }
-      }
-      if (out !== original) reply.removeHeader('content-length')
-      applyHeaders(st, reply)
-      next(null, out)
-    }
-    // innermost first: route-level onSend, then the global ones
-    const steps: Pipeline[] = []
-    if (st.route) for (const u of st.route) if (u.set.hasSend) steps.push(u.pipeline)
-    if (globalSend) steps.push(pipeline)
-    let body: MaybePromise<string | Uint8Array> = original
-    for (const p of steps) body = isPromise(body) ? body.then((b) => p.send(ex, b)) : p.send(ex, body)
-    if (isPromise(body)) body.then(finish, () => finish(original))
-    else finish(body)
-  })
-
   done()
 }
 
 /**
- * The Fastify plugin (wrapped with fastify-plugin, so its hooks apply to every route): global ri
- * features run in `onRequest`/`onSend` hooks (the finish is reported from the raw response's `close`); per-route features come from the
- * route's `config` (`withFeatures()`, and later `cache`, `throttle`, `slowMs`).
+ * The Fastify plugin (wrapped with fastify-plugin, so its hooks apply to every route): ri's
+ * features run in an `onRequest` hook, their headers join the head as the raw response writes it,
+ * the finish is reported from its `close`, and an `onSend` hook runs where features have onSend;
+ * per-route features come from the route's `config` (`cache`, `throttle`, `slowMs`, `withFeatures()`).
  *
  * @example
  * import Fastify from 'fastify'
