@@ -29,10 +29,17 @@ export interface RiContext {
   answered: boolean
 }
 
-// Symbol.for: one key even if two copies of @ri/express end up in one process.
-export const kRi: unique symbol = Symbol.for('@ri/express.context') as never
+// Beside the request, not on it: Express gives every request a prototype of its own app
+// (`app.request`), after which a property added to one takes V8's slow path (a new hidden class
+// each time, thousands of instructions per request). One map per process (Symbol.for), even if
+// two copies of @ri/express end up in it.
+const kContexts: unique symbol = Symbol.for('@ri/express.contexts') as never
+const contexts: WeakMap<object, RiContext> = ((globalThis as { [kContexts]?: WeakMap<object, RiContext> })[kContexts] ??= new WeakMap())
 
-export type WithRi = { [kRi]?: RiContext }
+/** @internal */
+export function setContext(req: object, ctx: RiContext): void {
+  contexts.set(req, ctx)
+}
 
 /**
  * The exchange `ri()` created for this request, or undefined when `ri()` is not installed.
@@ -41,10 +48,10 @@ export type WithRi = { [kRi]?: RiContext }
  * app.get('/me', (req, res) => res.json({ requestId: getExchange(req)?.requestId }))
  */
 export function getExchange(req: object): Exchange | undefined {
-  return (req as WithRi)[kRi]?.exchange
+  return contexts.get(req)?.exchange
 }
 
 /** @internal */
 export function getContext(req: object): RiContext | undefined {
-  return (req as WithRi)[kRi]
+  return contexts.get(req)
 }

@@ -87,4 +87,30 @@ describe('@ri/express ri()', () => {
     expect(seen[0]).toBe('/sub/hello/:name')
     expect(seen[2]).toBe('/route-level')
   })
+
+  it('keeps its state beside Express\'s request and response, adding no property to either', async () => {
+    // Express swaps their prototype per request: a property added after that takes V8's slow path.
+    const app = express()
+    app.use(ri({ features: [{ name: 'h', onHeaders: (ex) => ex.setHeader('x-h', '1') }] }))
+    let own: { req: string[]; res: string[]; exchange: boolean } | undefined
+    app.get('/x', (req, res) => {
+      own = { req: Reflect.ownKeys(req).map(String).sort(), res: Reflect.ownKeys(res).map(String).sort(), exchange: getExchange(req) !== undefined }
+      res.json({ ok: true })
+    })
+    const base = await start(app)
+    const plain = express()
+    let bare: { req: string[]; res: string[] } | undefined
+    plain.get('/x', (req, res) => {
+      bare = { req: Reflect.ownKeys(req).map(String).sort(), res: Reflect.ownKeys(res).map(String).sort() }
+      res.json({ ok: true })
+    })
+    const plainBase = await start(plain)
+    const r = await request(`${base}/x`)
+    expect(await r.body.json()).toEqual({ ok: true })
+    expect(r.headers['x-h']).toBe('1')
+    await (await request(`${plainBase}/x`)).body.text()
+    expect(own?.exchange).toBe(true)
+    expect(own?.req).toEqual(bare?.req)
+    expect(own?.res).toEqual(bare?.res)
+  })
 })

@@ -3,7 +3,7 @@ import { type Answer, createOptionsChecker, createRiPipeline, type Feature, type
 import { bindResponse, captureBody, writeAnswer } from '@ri/core/node'
 import compression, { type CompressionOptions } from 'compression'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { kRi, type RiContext, type RiDeps, type WithRi } from './context.js'
+import { type RiContext, type RiDeps, setContext } from './context.js'
 import { kEarly } from './helpers.js'
 import { createRouteResolver, joinRoute, type RouteLike } from './route.js'
 
@@ -181,7 +181,7 @@ export function ri(options: RiExpressOptions = {}): RiMiddleware {
       }
     }
     const ctx: RiContext = { pipeline, exchange: ex, answered: false, deps }
-    ;(req as WithRi)[kRi] = ctx
+    setContext(req, ctx)
     if (ex.route === undefined) {
       // Fallback for what the layer walk cannot see (mounted sub-apps): Express knows by the end.
       const fill = () => {
