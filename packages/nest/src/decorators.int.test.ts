@@ -1,6 +1,6 @@
 import 'reflect-metadata'
 import type { AddressInfo } from 'node:net'
-import { Controller, Get, HttpCode, type INestApplication, Module, Param, Post, type Type, VersioningType } from '@nestjs/common'
+import { Controller, Get, HttpCode, type INestApplication, Module, Param, Post, Req, type Type, VersioningType } from '@nestjs/common'
 import { NestFactory, RouterModule } from '@nestjs/core'
 import { FastifyAdapter } from '@nestjs/platform-fastify'
 import { createCache } from '@ri/cache'
@@ -119,6 +119,29 @@ for (const platform of ['express', 'fastify'] as const) {
         expect(routes).not.toContain('/api/items/user')
       } finally {
         await app2.close()
+      }
+    })
+
+    it('adds no property to the request a decorated route runs on (Express swaps its prototype per request)', async () => {
+      let keys: string[] = []
+      @Controller('items')
+      class KeysController {
+        @Get('keys')
+        @Throttle({ limit: 100, window: '1m' })
+        keys(@Req() req: object) {
+          const raw = (req as { raw?: object }).raw ?? req
+          keys = [...Reflect.ownKeys(req), ...Reflect.ownKeys(raw)].map(String).filter((k) => k.includes('@ri'))
+          return 'ok'
+        }
+      }
+      const { app, base } = await boot(platform, {}, KeysController)
+      try {
+        const r = await get(`${base}/keys`)
+        expect(r.status).toBe(200)
+        expect(r.headers.ratelimit).toBeDefined() // the plan ran
+        expect(keys).toEqual([])
+      } finally {
+        await app.close()
       }
     })
 

@@ -9,7 +9,10 @@ interface HeaderSetter {
   header(name: string, value: string): unknown
 }
 
-const kPlanRun = Symbol('@ri/nest.plan-run')
+// Requests whose plan ran, beside them rather than on them: on the Express platform every request
+// has its app's prototype, and a property added after that takes V8's slow path (a new hidden
+// class per request).
+const planRun = new WeakSet<object>()
 
 const isRaw = (v: unknown) => v === undefined || v === null || typeof v === 'string' || v instanceof Uint8Array || typeof (v as { pipe?: unknown }).pipe === 'function'
 
@@ -59,9 +62,8 @@ export class RiInterceptor implements NestInterceptor {
     const req = http.getRequest<unknown>()
     const res = http.getResponse<unknown>()
     // Attached to a controller and to its handler (or also registered globally): run the plan once.
-    const seen = req as { [kPlanRun]?: true }
-    if (seen[kPlanRun]) return next.handle()
-    seen[kPlanRun] = true
+    if (planRun.has(req as object)) return next.handle()
+    planRun.add(req as object)
     if (plan.features.length === 0) return this.handle(plan, next, req, res)
     // both platforms run on node's request/response (Fastify's raw ones): core's node binding
     const result = applyNodeFeatures(rawRequest(req), rawResponse(res), plan.features)
