@@ -266,6 +266,37 @@ describe('bindResponse', () => {
     expect(finished).toEqual(['/plain:200:2', '/plain:200:2', '/plain:200:2', '/writehead:201:4', '/patched-before:200:2', '/plain:200:2'])
   })
 
+  it('route-level onHeaders run before the global ones, in the order applied, without a property added to the response', async () => {
+    const order: string[] = []
+    const tag = (n: string): Feature => ({ name: n, onHeaders: (ex) => void (order.push(n), ex.setHeader(`x-${n}`, '1')) })
+    const bind = createNodeBinding(createPipeline([tag('global')]))
+    const { ServerResponse: Plain } = await import('node:http')
+    const appResponse = Object.create(Plain.prototype) as object
+    const ownKeys: string[][] = []
+    server = createServer((req, res) => {
+      if (req.url === '/swapped') Object.setPrototypeOf(res, appResponse)
+      bind(req, res, async () => {
+        const before = Reflect.ownKeys(res).map(String)
+        await applyNodeFeatures(req, res, [tag('r1')])
+        await applyNodeFeatures(req, res, [tag('r2')])
+        ownKeys.push(Reflect.ownKeys(res).map(String).filter((k) => !before.includes(k)))
+        res.setHeader('content-type', 'text/plain')
+        res.end('ok')
+      })
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const port = (server.address() as AddressInfo).port
+    for (const path of ['/swapped', '/plain']) {
+      order.length = 0
+      const r = await call(port, path)
+      expect(r.body).toBe('ok')
+      expect(r.headers).toMatchObject({ 'x-r1': '1', 'x-r2': '1', 'x-global': '1' })
+      expect(order).toEqual(['r1', 'r2', 'global'])
+    }
+    expect(ownKeys).toEqual([[], []])
+  })
+
   it('the prototype hook calls the writeHead it shadows as it is at call time, and a frozen prototype still gets ri headers', async () => {
     const { ServerResponse: Plain } = await import('node:http')
     const mid = Object.create(Plain.prototype) as { writeHead?: unknown }

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Answer, Exchange } from './exchange.js'
 import type { Feature, MaybePromise, Pipeline } from './pipeline.js'
 import { type FeatureSet, featureSet } from './route-features.js'
-import { bindResponse, writeAnswer } from './node.js'
+import { addRouteHeaders, bindResponse, writeAnswer } from './node.js'
 import { captureBody } from './node-capture.js'
 
 /**
@@ -125,7 +125,7 @@ const isPromise = <T>(v: MaybePromise<T>): v is Promise<T> => typeof (v as Promi
 export function runNodeFeatures(set: FeatureSet, st: NodeRequestState, req: IncomingMessage, res: ServerResponse): MaybePromise<Answer | undefined> {
   const ex = st.exchange
   const sub = set.pipelineFor(st.pipeline.logger)
-  if (set.hasHeaders) {
+  if (set.hasHeaders && !addRouteHeaders(res, sub)) {
     const prev = res.writeHead
     res.writeHead = function routeWriteHead(this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
       res.writeHead = prev

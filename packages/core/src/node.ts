@@ -207,6 +207,8 @@ interface Bound {
   length: number | undefined
   /** The head list `Context.send` hands to writeHead: joined in place, never adopted. */
   own: unknown[] | undefined
+  /** Route-level units whose onHeaders run before the global ones (see `addRouteHeaders`). */
+  routes: Pipeline[] | undefined
 }
 const newBound = (pipeline: Pipeline, ex: Exchange, writeHead: ServerResponse['writeHead'], viaProto: boolean): Bound => ({
   pipeline,
@@ -216,6 +218,7 @@ const newBound = (pipeline: Pipeline, ex: Exchange, writeHead: ServerResponse['w
   written: false,
   length: undefined,
   own: undefined,
+  routes: undefined,
 })
 const kBound = Symbol('ri.bound')
 type WithBound = ServerResponse & { [kBound]?: Bound }
@@ -277,6 +280,7 @@ function writeHeadWith(res: ServerResponse, b: Bound, args: Parameters<ServerRes
   // list Context.send built, keeps Node on its one-pass head path.
   if (list.length > 1 && head !== b.own && !isHeaderRecord(head)) list = [adoptWriteHeadArgs(res, args)]
   b.own = undefined
+  if (b.routes !== undefined) for (const p of b.routes) p.headers(b.ex)
   b.pipeline.headers(b.ex)
   const record = joinFeatureHeaders(res, list, b.ex.responseHeaders)
   if (record !== undefined) b.length = Number(findHeader(record, 'content-length')) || undefined
@@ -332,6 +336,20 @@ export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerRespon
     return writeHeadWith(this, b, args)
   } as ServerResponse['writeHead']
   res.once('close', () => pipeline.finish(ex, finishInfo(res, b)))
+}
+
+/**
+ * Runs a route-level unit's onHeaders when the head of a bound response is written, before the
+ * global ones and after units added earlier. False when the response is not bound or its head
+ * went out (the caller hooks writeHead itself then). Keeps the state in ri's binding: no property
+ * is added to the response (on Express's, whose prototype is swapped per request, one would take
+ * V8's slow path).
+ */
+export function addRouteHeaders(res: ServerResponse, unit: Pipeline): boolean {
+  const b = boundOf(res)
+  if (b === undefined || b.written || res.headersSent) return false
+  ;(b.routes ??= []).push(unit)
+  return true
 }
 
 /** Writes a feature's early answer. */

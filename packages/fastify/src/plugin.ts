@@ -13,7 +13,7 @@ import {
   type ResponseHeaders,
   type RiOptions,
 } from '@ri/core'
-import { bindResponse, captureBody } from '@ri/core/node'
+import { addRouteHeaders, bindResponse, captureBody } from '@ri/core/node'
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { compileRoute, kRoute, type RiDeps, type RouteCompiled } from './features.js'
@@ -87,22 +87,14 @@ interface OwnState extends RiRequestState {
 // has none), and no onResponse hook either (once one is registered, Fastify sets up its response
 // listeners and runs the hook list for every request, and 'close' already sees every request).
 
-// Route-level onHeaders run before the global ones, in the order their units were attached.
-function routeWriteHead(st: OwnState, writeHead: FastifyReply['raw']['writeHead']): FastifyReply['raw']['writeHead'] {
-  return function riRouteWriteHead(this: FastifyReply['raw'], ...args: unknown[]) {
-    this.writeHead = writeHead
-    if (st.route) for (const u of st.route) if (u.set.hasHeaders) u.pipeline.headers(st.exchange)
-    return (writeHead as (...a: unknown[]) => FastifyReply['raw']).apply(this, args)
-  } as FastifyReply['raw']['writeHead']
-}
-
 function attach(st: OwnState, set: FeatureSet): RouteUnit {
   const unit: RouteUnit = { set, pipeline: set.pipelineFor(st.pipeline.logger) }
-  const first = st.route === undefined || !st.route.some((u) => u.set.hasHeaders)
   ;(st.route ??= []).push(unit)
   set.observeFinish(st.exchange, st.pipeline.logger)
   const raw = st.reply.raw
-  if (set.hasHeaders && first) raw.writeHead = routeWriteHead(st, raw.writeHead)
+  // Route-level onHeaders run before the global ones, in the order their units were attached;
+  // a unit added after the head went out has nothing to add to it.
+  if (set.hasHeaders) addRouteHeaders(raw, unit.pipeline)
   // A unit with onSend features on a route without ri's onSend hook (attached at request time by
   // an integration, applyFeatures()): its body is captured on the raw response, as core's binding
   // does. No global onSend runs for such a route, so the innermost-first order holds.
