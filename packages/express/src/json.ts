@@ -22,12 +22,54 @@ export function json(schema: JsonSchema, options?: JsonCompileOptions): JsonMidd
   // the serializer is core's (shared with @ri/nest's @Serialize()); this is only the Express glue
   const stringify = compileJson(schema, options)
   function fastJsonSend(this: Response, value: unknown): Response {
-    if (!this.get('content-type')) this.set('content-type', 'application/json; charset=utf-8')
-    return this.send(stringify(value))
+    return sendWith(this, stringify, value)
   }
   const mw = function riJson(_req: Request, res: Response, next: NextFunction): void {
-    res.json = fastJsonSend as Response['json']
+    // Express gives every response its app's prototype: an own `json` added after that takes
+    // V8's slow path. The serializer is remembered beside the response and the prototype's `json`
+    // (hooked once) uses it; a response whose `json` someone else replaced gets an own one.
+    const proto = Object.getPrototypeOf(res) as object | null
+    const hook = proto === null ? null : jsonHook(proto)
+    if (hook !== null && res.json === hook) serializers.set(res, stringify)
+    else res.json = fastJsonSend as Response['json']
     next()
   }
   return Object.assign(mw, { stringify }) as JsonMiddleware
+}
+
+function sendWith(res: Response, stringify: (value: unknown) => string, value: unknown): Response {
+  if (!res.get('content-type')) res.set('content-type', 'application/json; charset=utf-8')
+  return res.send(stringify(value))
+}
+
+/** The schema serializer of each response a `json()` middleware ran for. */
+const serializers = new WeakMap<object, (value: unknown) => string>()
+/** Per prototype: ri's `json` (null where the prototype could not take it: frozen). */
+const hooks = new WeakMap<object, Response['json'] | null>()
+
+/**
+ * Installs (once per prototype) a `json` that serializes with the response's schema serializer
+ * and passes every other call to the `json` it shadows, looked up at call time.
+ */
+function jsonHook(proto: object): Response['json'] | null {
+  const known = hooks.get(proto)
+  if (known !== undefined) return known
+  // Only a prototype that has a json() already (Express's): never node's own ServerResponse.
+  if (typeof (proto as { json?: unknown }).json !== 'function') {
+    hooks.set(proto, null)
+    return null
+  }
+  const shadowed = Object.getOwnPropertyDescriptor(proto, 'json')?.value as Response['json'] | undefined
+  const parent = (): Response['json'] => shadowed ?? (Object.getPrototypeOf(proto) as Response).json
+  let hook: Response['json'] | null = function json(this: Response, value: unknown): Response {
+    const stringify = serializers.get(this)
+    return stringify === undefined ? (parent() as (v: unknown) => Response).call(this, value) : sendWith(this, stringify, value)
+  } as Response['json']
+  try {
+    Object.defineProperty(proto, 'json', { value: hook, writable: true, configurable: true, enumerable: false })
+  } catch {
+    hook = null
+  }
+  hooks.set(proto, hook)
+  return hook
 }

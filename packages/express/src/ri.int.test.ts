@@ -113,4 +113,39 @@ describe('@ri/express ri()', () => {
     expect(own?.req).toEqual(bare?.req)
     expect(own?.res).toEqual(bare?.res)
   })
+
+  it('json(schema) adds no property to the response, leaves other routes\' res.json alone, and honours a res.json replaced before it', async () => {
+    const user = json({ type: 'object', properties: { id: { type: 'string' } } })
+    const app = express()
+    app.use(ri())
+    let added: string[] | undefined
+    app.get('/fast', (req, res, next) => {
+      const before = Reflect.ownKeys(res).map(String)
+      user(req, res, () => {
+        added = Reflect.ownKeys(res).map(String).filter((k) => !before.includes(k))
+        next()
+      })
+    }, (_req, res) => res.json({ id: 7, secret: 'x' }))
+    app.get('/plain', (_req, res) => res.json({ id: 7, secret: 'x' }))
+    app.get(
+      '/replaced',
+      (_req, res, next) => {
+        const original = res.json.bind(res)
+        res.json = ((body: object) => original({ ...body, wrapped: true })) as typeof res.json
+        next()
+      },
+      user,
+      (_req, res) => res.json({ id: 7, secret: 'x' }),
+    )
+    const base = await start(app)
+    for (let i = 0; i < 2; i++) {
+      expect(await (await request(`${base}/fast`)).body.text()).toBe('{"id":"7"}')
+      expect(await (await request(`${base}/plain`)).body.json()).toEqual({ id: 7, secret: 'x' })
+    }
+    expect(added).toEqual([])
+    // the replacement ran before json(): json() takes over that response (its own res.json)
+    expect(await (await request(`${base}/replaced`)).body.text()).toBe('{"id":"7"}')
+    const { ServerResponse } = await import('node:http')
+    expect(Object.getOwnPropertyNames(ServerResponse.prototype)).not.toContain('json')
+  })
 })
