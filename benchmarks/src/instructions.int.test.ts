@@ -20,11 +20,15 @@ if (!hasValgrind && process.env.CI) throw new Error('valgrind (callgrind_control
 describe.skipIf(!hasValgrind)('instructions: a real count', () => {
   it('counts the bare node:http server per request and names its JS frames', async () => {
     const keep = mkdtempSync(join(tmpdir(), 'ri-instructions-keep-'))
-    const r = await measure({ module: 'core', name: 'bare', path: '/users/1' }, { requests: 1_000, warmup: 3_000, top: 40, keep })
-    // --keep: the dump and the perf map survive the run, for callgrind_annotate --tree=caller
-    expect(existsSync(join(keep, 'core-bare.cg')) && existsSync(join(keep, 'core-bare.map'))).toBe(true)
-    expect(execFileSync('callgrind_annotate', [join(keep, 'core-bare.cg')], { maxBuffer: 1 << 28 }).toString()).toMatch(/PROGRAM TOTALS/)
-    rmSync(keep, { recursive: true, force: true })
+    let r: Awaited<ReturnType<typeof measure>>
+    try {
+      r = await measure({ module: 'core', name: 'bare', path: '/users/1' }, { requests: 1_000, warmup: 3_000, top: 40, keep })
+      // --keep: the dump and the perf map survive the run, for callgrind_annotate --tree=caller
+      expect(existsSync(join(keep, 'core-bare.cg')) && existsSync(join(keep, 'core-bare.map'))).toBe(true)
+      expect(execFileSync('callgrind_annotate', [join(keep, 'core-bare.cg')], { maxBuffer: 1 << 28 }).toString()).toMatch(/PROGRAM TOTALS/)
+    } finally {
+      rmSync(keep, { recursive: true, force: true })
+    }
     // a bare node:http request is tens of thousands of instructions (node's parser, streams, V8)
     expect(r.perRequest).toBeGreaterThan(10_000)
     expect(r.perRequest).toBeLessThan(1_000_000)

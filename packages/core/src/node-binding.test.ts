@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { compileJson } from './json.js'
 import { applyNodeFeatures, createNodeBinding, nodeStateOf, sendNodeAnswer } from './node-binding.js'
+import { hookPrototypeMethod } from './node.js'
 import { type Feature, createPipeline, jsonAnswer } from './pipeline.js'
 
 interface Reply {
@@ -325,6 +326,23 @@ describe('bindResponse', () => {
     expect(instrumented).toBe(1)
     const f = await call(port, '/frozen')
     expect(f).toMatchObject({ status: 200, body: 'ok', headers: { 'x-powered-by': 'ri' } })
+    expect(Object.getOwnPropertyNames(frozen)).toEqual([])
+  })
+})
+
+describe('hookPrototypeMethod', () => {
+  it('shadows a method once, calls the one it shadows as it is at call time, and leaves a frozen prototype alone', () => {
+    const base = { greet: (who: string) => `hello ${who}` }
+    const proto = Object.create(base) as { greet(who: string): string }
+    const { hook, parent } = hookPrototypeMethod<(who: string) => string>(proto, 'greet', (up) => (who) => `[${up()(who)}]`)
+    const obj = Object.create(proto) as { greet(who: string): string }
+    expect(obj.greet('ada')).toBe('[hello ada]')
+    expect(proto.greet).toBe(hook)
+    base.greet = (who) => `hi ${who}` // patched later, as an APM would
+    expect(obj.greet('ada')).toBe('[hi ada]')
+    expect(parent()('x')).toBe('hi x')
+    const frozen = Object.freeze(Object.create(base)) as object
+    expect(hookPrototypeMethod(frozen, 'greet', (up) => up()).hook).toBeNull()
     expect(Object.getOwnPropertyNames(frozen)).toEqual([])
   })
 })

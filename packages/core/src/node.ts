@@ -229,12 +229,7 @@ type WithBound = ServerResponse & { [kBound]?: Bound }
 // ri's two). Their state lives beside them, and writeHead is hooked once on the prototype.
 const protoBound = new WeakMap<ServerResponse, Bound>()
 type WriteHead = ServerResponse['writeHead']
-/** Per prototype: ri's hook (null when the prototype could not take it: frozen), and the writeHead it shadows. */
-interface ProtoHook {
-  readonly hook: WriteHead | null
-  readonly parentOf: () => WriteHead
-}
-const protoHooks = new WeakMap<object, ProtoHook>()
+const protoHooks = new WeakMap<object, PrototypeHook<WriteHead>>()
 const PLAIN = ServerResponse.prototype
 
 /** The ri state of a bound response. */
@@ -242,29 +237,56 @@ function boundOf(res: ServerResponse): Bound | undefined {
   return (res as WithBound)[kBound] ?? protoBound.get(res)
 }
 
+/** What `hookPrototypeMethod` installed: the hook (null when the prototype is frozen), and the method it shadows. */
+export interface PrototypeHook<F> {
+  readonly hook: F | null
+  /** The method the hook shadows, looked up at call time (a later patch of the parent prototype's, such as an APM's, is honoured). */
+  readonly parent: () => F
+}
+
 /**
- * Installs (once per prototype) a writeHead that joins ri's headers for responses bound to it and
- * passes every other call to the writeHead it shadows, looked up at call time (so a later patch
- * of `ServerResponse.prototype.writeHead`, such as an APM's, is still called).
+ * Puts `make(parent)` on `proto` as its method `name`, shadowing the one it has (its own or an
+ * inherited one). For state kept beside objects whose prototype a framework swaps per request
+ * (Express's `app.response`): one hook on the prototype instead of a property on every object,
+ * which would take V8's slow path each time. Call it once per prototype and keep the result.
+ *
+ * @example
+ * const { hook, parent } = hookPrototypeMethod(proto, 'json', (parent) => function json(this: Response, v: unknown) {
+ *   return mine.has(this) ? sendMine(this, v) : parent().call(this, v)
+ * })
  */
-function protoHook(proto: object): ProtoHook {
-  const known = protoHooks.get(proto)
-  if (known !== undefined) return known
-  const shadowed = Object.getOwnPropertyDescriptor(proto, 'writeHead')?.value as WriteHead | undefined
-  const parentOf = shadowed !== undefined ? () => shadowed : () => (Object.getPrototypeOf(proto) as ServerResponse).writeHead
-  let hook: WriteHead | null = function riWriteHead(this: ServerResponse, ...args: Parameters<WriteHead>): ServerResponse {
-    const b = protoBound.get(this)
-    if (b === undefined || b.written) return (parentOf() as (...a: unknown[]) => ServerResponse).apply(this, args)
-    return writeHeadWith(this, b, args)
-  } as WriteHead
+export function hookPrototypeMethod<F extends (...args: never[]) => unknown>(proto: object, name: string, make: (parent: () => F) => F): PrototypeHook<F> {
+  const shadowed = Object.getOwnPropertyDescriptor(proto, name)?.value as F | undefined
+  const parent = shadowed !== undefined ? () => shadowed : () => (Object.getPrototypeOf(proto) as Record<string, F>)[name]!
+  let hook: F | null = make(parent)
   try {
-    Object.defineProperty(proto, 'writeHead', { value: hook, writable: true, configurable: true, enumerable: false })
+    Object.defineProperty(proto, name, { value: hook, writable: true, configurable: true, enumerable: false })
   } catch {
-    hook = null // a frozen prototype: its responses take the closure path
+    hook = null // a frozen prototype
   }
-  const installed = { hook, parentOf }
-  protoHooks.set(proto, installed)
-  return installed
+  return { hook, parent }
+}
+
+/**
+ * ri's writeHead on a response prototype (installed once): joins ri's headers for the responses
+ * bound through it, and passes every other call to the writeHead it shadows.
+ */
+function protoHook(proto: object): PrototypeHook<WriteHead> {
+  let known = protoHooks.get(proto)
+  if (known === undefined) {
+    known = hookPrototypeMethod<WriteHead>(
+      proto,
+      'writeHead',
+      (parent) =>
+        function riWriteHead(this: ServerResponse, ...args: Parameters<WriteHead>): ServerResponse {
+          const b = protoBound.get(this)
+          if (b === undefined || b.written) return (parent() as (...a: unknown[]) => ServerResponse).apply(this, args)
+          return writeHeadWith(this, b, args)
+        } as WriteHead,
+    )
+    protoHooks.set(proto, known)
+  }
+  return known
 }
 
 /** The head is being written: feature headers join the handler's, then the original writeHead runs. */
@@ -320,11 +342,11 @@ export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerRespon
       return
     }
   } else if (proto !== null) {
-    const { hook, parentOf } = protoHook(proto)
+    const { hook, parent } = protoHook(proto)
     // Unless something before ri put a writeHead of its own on this response (it would call the
     // one it found, which may predate the hook), or ri is bound to it already.
     if (hook !== null && res.writeHead === hook && !protoBound.has(res)) {
-      protoBound.set(res, newBound(pipeline, ex, parentOf(), true))
+      protoBound.set(res, newBound(pipeline, ex, parent(), true))
       res.on('close', finishOnCloseProto)
       return
     }
@@ -347,7 +369,7 @@ export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerRespon
  */
 export function addRouteHeaders(res: ServerResponse, unit: Pipeline): boolean {
   const b = boundOf(res)
-  if (b === undefined || b.written || res.headersSent) return false
+  if (b === undefined || res.headersSent) return false
   ;(b.routes ??= []).push(unit)
   return true
 }

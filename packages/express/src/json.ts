@@ -1,4 +1,4 @@
-import { compileJson, type JsonCompileOptions, type JsonSchema } from '@ri/core/node'
+import { compileJson, hookPrototypeMethod, type JsonCompileOptions, type JsonSchema } from '@ri/core/node'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 
 /**
@@ -44,7 +44,7 @@ function sendWith(res: Response, stringify: (value: unknown) => string, value: u
 
 /** The schema serializer of each response a `json()` middleware ran for. */
 const serializers = new WeakMap<object, (value: unknown) => string>()
-/** Per prototype: ri's `json` (null where the prototype could not take it: frozen). */
+/** Per prototype: ri's `json` (null where the prototype could not take it: frozen, or no json of Express's). */
 const hooks = new WeakMap<object, Response['json'] | null>()
 
 /**
@@ -52,24 +52,21 @@ const hooks = new WeakMap<object, Response['json'] | null>()
  * and passes every other call to the `json` it shadows, looked up at call time.
  */
 function jsonHook(proto: object): Response['json'] | null {
-  const known = hooks.get(proto)
-  if (known !== undefined) return known
+  let hook = hooks.get(proto)
+  if (hook !== undefined) return hook
   // Only a prototype that has a json() already (Express's): never node's own ServerResponse.
-  if (typeof (proto as { json?: unknown }).json !== 'function') {
-    hooks.set(proto, null)
-    return null
-  }
-  const shadowed = Object.getOwnPropertyDescriptor(proto, 'json')?.value as Response['json'] | undefined
-  const parent = (): Response['json'] => shadowed ?? (Object.getPrototypeOf(proto) as Response).json
-  let hook: Response['json'] | null = function json(this: Response, value: unknown): Response {
-    const stringify = serializers.get(this)
-    return stringify === undefined ? (parent() as (v: unknown) => Response).call(this, value) : sendWith(this, stringify, value)
-  } as Response['json']
-  try {
-    Object.defineProperty(proto, 'json', { value: hook, writable: true, configurable: true, enumerable: false })
-  } catch {
-    hook = null
-  }
+  hook =
+    typeof (proto as { json?: unknown }).json !== 'function'
+      ? null
+      : hookPrototypeMethod<Response['json']>(
+          proto,
+          'json',
+          (parent) =>
+            function json(this: Response, value: unknown): Response {
+              const stringify = serializers.get(this)
+              return stringify === undefined ? (parent() as (v: unknown) => Response).call(this, value) : sendWith(this, stringify, value)
+            } as Response['json'],
+        ).hook
   hooks.set(proto, hook)
   return hook
 }

@@ -6,6 +6,14 @@ import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { applyFeatures, getExchange, riPlugin, sendAnswer, withFeatures } from './index.js'
 
+/** The names of the hooks registered on `app` from now on (ri's included). */
+function hookNames(app: ReturnType<typeof Fastify>): string[] {
+  const names: string[] = []
+  const addHook = app.addHook.bind(app)
+  app.addHook = ((name: string, fn: never) => (names.push(name), addHook(name as never, fn))) as typeof app.addHook
+  return names
+}
+
 describe('@ri/fastify riPlugin', () => {
   it('validates its options', async () => {
     const app = Fastify()
@@ -46,9 +54,7 @@ describe('@ri/fastify riPlugin', () => {
     const seen: Array<{ route: string | undefined } & FinishInfo> = []
     const tap: Feature = { name: 'tap', onResponse: (ex, info) => void seen.push({ route: ex.route, ...info }) }
     const app = Fastify()
-    const hooks: string[] = []
-    const addHook = app.addHook.bind(app)
-    app.addHook = ((name: string, fn: never) => (hooks.push(name), addHook(name as never, fn))) as typeof app.addHook
+    const hooks = hookNames(app)
     await app.register(riPlugin, { features: [tap] })
     let release: () => void = () => {}
     const held = new Promise<void>((r) => (release = r))
@@ -144,9 +150,7 @@ describe('@ri/fastify riPlugin', () => {
     }
     const early: Feature = { name: 'early', onRequest: () => ({ status: 429, headers: { 'retry-after': '1' }, body: 'slow down' }) }
     const app = Fastify()
-    const hooks: string[] = []
-    const addHook = app.addHook.bind(app)
-    app.addHook = ((name: string, fn: never) => (hooks.push(name), addHook(name as never, fn))) as typeof app.addHook
+    const hooks = hookNames(app)
     await app.register(riPlugin, {})
     app.get('/config', { config: withFeatures(upper) }, async () => 'from config')
     app.get('/dynamic', async (req, reply) => {

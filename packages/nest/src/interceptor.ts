@@ -69,10 +69,7 @@ export class RiInterceptor implements NestInterceptor {
     const result = applyNodeFeatures(rawRequest(req), rawResponse(res), plan.features)
     if (result === undefined) return this.handle(plan, next, req, res)
     const decide = (answer: Answer | undefined) => {
-      if (answer) {
-        const exception = RiAnswerException.of(answer)
-        return throwError(() => exception)
-      }
+      if (answer) return throwError(() => RiAnswerException.of(answer))
       return this.handle(plan, next, req, res)
     }
     return typeof (result as Promise<Answer | undefined>).then === 'function' ? (result as Promise<Answer | undefined>).then(decide) : decide(result as Answer)
