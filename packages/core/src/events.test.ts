@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createEvents } from './events.js'
+import { createEvents, listening, type RiEvents } from './events.js'
 import { createEpisodes, type Logger } from './logger.js'
 
 describe('events', () => {
@@ -27,6 +27,47 @@ describe('events', () => {
     expect(() => events.emit('cache.set', { namespace: 'n' })).not.toThrow()
     expect(second).toBe(1)
     expect(errors).toHaveLength(1)
+  })
+})
+
+describe('listening()', () => {
+  it('follows listeners coming and going on a createEvents() bus', () => {
+    const events = createEvents()
+    const hasGet = listening(events, 'cache.get')
+    expect(hasGet()).toBe(false)
+    const g0 = events.generation
+    const off = events.on('cache.get', () => {})
+    expect(events.generation).not.toBe(g0)
+    expect(hasGet()).toBe(true)
+    expect(hasGet()).toBe(true)
+    const off2 = events.on('cache.set', () => {})
+    expect(hasGet()).toBe(true)
+    off()
+    expect(hasGet()).toBe(false)
+    off2()
+    const g1 = events.generation
+    off2() // removing a listener that is gone changes nothing
+    expect(events.generation).toBe(g1)
+    expect(hasGet()).toBe(false)
+  })
+
+  it('asks has() every time on a bus without generation', () => {
+    const inner = createEvents()
+    let asked = 0
+    const bus: RiEvents = {
+      on: inner.on,
+      off: inner.off,
+      emit: inner.emit,
+      has: (t) => {
+        asked++
+        return inner.has(t)
+      },
+    }
+    const hasGet = listening(bus, 'cache.get')
+    expect(hasGet()).toBe(false)
+    inner.on('cache.get', () => {})
+    expect(hasGet()).toBe(true)
+    expect(asked).toBe(2)
   })
 })
 

@@ -27,6 +27,12 @@ export interface RiEvents {
   off<K extends RiEventName>(type: K, listener: RiListener<K>): void
   emit<K extends RiEventName>(type: K, payload: RiEventMap[K]): void
   has(type: RiEventName): boolean
+  /**
+   * Changes whenever a listener is added or removed (createEvents() counts up from 0), so a hot
+   * path can keep what `has()` answered until it changes: one property read instead of a lookup
+   * by name. Optional: an implementation without it is asked `has()` every time.
+   */
+  readonly generation?: number
 }
 
 export function createEvents(options: { onListenerError?: (error: unknown, type: string) => void } = {}): RiEvents {
@@ -37,13 +43,17 @@ export function createEvents(options: { onListenerError?: (error: unknown, type:
     const list = listeners[type]
     if (!list) return
     const next = list.filter((l) => l !== listener)
+    if (next.length === list.length) return
     if (next.length === 0) delete listeners[type]
     else listeners[type] = next
+    api.generation++
   }
-  return {
+  const api = {
+    generation: 0,
     on(type, listener) {
       const fn = listener as (payload: unknown) => void
       listeners[type] = [...(listeners[type] ?? []), fn]
+      api.generation++
       return () => off(type, fn)
     },
     off: (type, listener) => off(type, listener as (payload: unknown) => void),
@@ -59,5 +69,26 @@ export function createEvents(options: { onListenerError?: (error: unknown, type:
       }
     },
     has: (type) => listeners[type] !== undefined,
+  } satisfies RiEvents & { generation: number }
+  return api
+}
+
+/**
+ * `events.has(type)`, remembered until the bus's `generation` changes: for a publisher's hot path.
+ * A bus without `generation` is asked every time.
+ *
+ * @example
+ * const hasGet = listening(events, 'cache.get')
+ * if (hasGet()) events.emit('cache.get', payload)
+ */
+export function listening(events: RiEvents, type: RiEventName): () => boolean {
+  let seen = -1
+  let has = false
+  return () => {
+    const g = events.generation
+    if (g === seen) return has
+    has = events.has(type)
+    if (g !== undefined) seen = g
+    return has
   }
 }

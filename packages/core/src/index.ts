@@ -26,7 +26,7 @@ export {
 export { resolveRequestId, isSafeRequestId, generateRequestId } from './request-id.js'
 export { Timings, type TimingEntry, renderServerTiming } from './server-timing.js'
 export { type Logger, type LogFn, noopLogger, createDefaultLogger, createEpisodes, type Episodes } from './logger.js'
-export { createEvents, type RiEvents, type RiEventMap, type RiEventName, type RiListener } from './events.js'
+export { createEvents, listening, type RiEvents, type RiEventMap, type RiEventName, type RiListener } from './events.js'
 export type { CacheEvents } from './events/cache.js'
 export type { ThrottleEvents } from './events/throttle.js'
 export type { DbEvents } from './events/db.js'

@@ -1,5 +1,5 @@
 import type { RiEvents } from './events.js'
-import { createEvents } from './events.js'
+import { createEvents, listening } from './events.js'
 import { type Answer, Exchange, type ExchangeInit, type FinishInfo } from './exchange.js'
 import { createIpResolver, type IpResolverOptions } from './ip.js'
 import { createEpisodes, type Logger, noopLogger } from './logger.js'
@@ -77,6 +77,8 @@ export function createPipeline(features: readonly Feature[], options: PipelineOp
   check.done()
   const resolveIp = createIpResolver({ trustProxy: options.trustProxy, header: options.header })
   const events = options.events ?? createEvents()
+  const hasActive = listening(events, 'http.active')
+  const hasRequest = listening(events, 'http.request')
   const logger = options.logger ?? noopLogger
   const episodes = createEpisodes(logger)
   const newRequestId =
@@ -140,7 +142,7 @@ export function createPipeline(features: readonly Feature[], options: PipelineOp
     exchange(init) {
       const ex = new Exchange(init, resolveIp(init.remoteAddress, init.headers), resolveRequestId(init.headers[requestIdHeader], newRequestId))
       if (echo) ex.responseHeaders[requestIdHeader] = ex.requestId
-      if (events.has('http.active')) events.emit('http.active', { delta: 1 })
+      if (hasActive()) events.emit('http.active', { delta: 1 })
       return ex
     },
     request(ex) {
@@ -189,8 +191,8 @@ export function createPipeline(features: readonly Feature[], options: PipelineOp
         }
       }
       ex.runFinishListeners(info, (error) => logger.error({ err: error }, 'ri onFinish listener failed'))
-      if (events.has('http.active')) events.emit('http.active', { delta: -1 })
-      if (events.has('http.request')) {
+      if (hasActive()) events.emit('http.active', { delta: -1 })
+      if (hasRequest()) {
         events.emit('http.request', {
           method: ex.method,
           route: ex.route,

@@ -10,6 +10,7 @@ import {
   type FinishInfo,
   formatDuration,
   isPlainObject,
+  listening,
   type Logger,
   noopLogger,
   type OptionsChecker,
@@ -251,6 +252,7 @@ export function createThrottle(options: ThrottleOptions = {}): Throttle {
   const onLimited = check.fn<NonNullable<ThrottleOptions['onLimited']>>('onLimited', o.onLimited)
   const logger: Logger = o.logger ?? noopLogger
   const events: RiEvents = o.events ?? createEvents()
+  const hasDecision = listening(events, 'throttle.decision')
   if (o.events !== undefined && (typeof o.events !== 'object' || typeof o.events.emit !== 'function')) check.problem('events', o.events, 'an RiEvents bus from createEvents()')
 
   // Store
@@ -482,18 +484,18 @@ export function createThrottle(options: ThrottleOptions = {}): Throttle {
         episodes.begin('throttle.skip', 'ri throttle: a skip predicate threw; those requests are counted', { err: error })
       }
       if (skipIt) {
-        if (events.has('throttle.decision')) emit(rule, '', 'skipped', 'none')
+        if (hasDecision()) emit(rule, '', 'skipped', 'none')
         return skipped
       }
     }
     if (rule.deny !== undefined || rule.allow !== undefined) {
       const ip = clientIp(ex)
       if (rule.deny?.(ip)) {
-        if (events.has('throttle.decision')) emit(rule, '', 'denied', 'none')
+        if (hasDecision()) emit(rule, '', 'denied', 'none')
         return finish(ex, new Decision(false, 0, 0, 0, 0, '', 'denied', 'none', rule, '', 0, undefined))
       }
       if (rule.allow?.(ip)) {
-        if (events.has('throttle.decision')) emit(rule, '', 'skipped', 'none')
+        if (hasDecision()) emit(rule, '', 'skipped', 'none')
         return skipped
       }
     }
@@ -505,7 +507,7 @@ export function createThrottle(options: ThrottleOptions = {}): Throttle {
       const done: Done<T> = (allowed, res, store, blocked) => {
         const remaining = res === null ? l.points : res.remainingPoints
         const resetMs = res === null ? l.windowMs : res.msBeforeNext > 0 ? res.msBeforeNext : 0
-        if (events.has('throttle.decision')) emit(rule, l.policy, allowed ? 'allowed' : blocked ? 'blocked-in-memory' : 'limited', store)
+        if (hasDecision()) emit(rule, l.policy, allowed ? 'allowed' : blocked ? 'blocked-in-memory' : 'limited', store)
         return finish(ex, new Decision(allowed, l.points, remaining, resetMs, allowed ? 0 : resetMs, l.policy, allowed ? 'allowed' : 'limited', store, rule, key, cost, undefined))
       }
       return l.engine.run(key, cost, done)
@@ -546,7 +548,7 @@ export function createThrottle(options: ThrottleOptions = {}): Throttle {
       const d = outs[at]!
       const l = limits[at]!
       const store = outs.some((x) => x.store === 'insurance') ? 'insurance' : d.store
-      if (events.has('throttle.decision')) emit(rule, l.policy, allowed ? 'allowed' : d.inMemoryBlocked ? 'blocked-in-memory' : 'limited', store)
+      if (hasDecision()) emit(rule, l.policy, allowed ? 'allowed' : d.inMemoryBlocked ? 'blocked-in-memory' : 'limited', store)
       return finish(ex, new Decision(allowed, l.points, d.remaining, d.resetMs, allowed ? 0 : d.resetMs, l.policy, allowed ? 'allowed' : 'limited', store, rule, key, cost, outs))
     }
     // Every limit decided in memory: the combined decision stays synchronous too.

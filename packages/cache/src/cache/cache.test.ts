@@ -339,6 +339,22 @@ describe('createCache (L1 only)', () => {
     expect(cache.events).toBe(events)
   })
 
+  it('hit events follow listeners subscribed and removed after the first read', async () => {
+    const events = createEvents()
+    const cache = createCache({ events })
+    await cache.set('k', 1)
+    expect(await cache.get('k')).toBe(1)
+    const seen: string[] = []
+    const off = events.on('cache.get', (e) => seen.push(`${e.tier}:${e.result}`))
+    expect(await cache.get('k')).toBe(1)
+    expect(await cache.getOrSet('k', () => 2)).toBe(1)
+    off()
+    expect(await cache.get('k')).toBe(1)
+    events.on('cache.get', (e) => seen.push(`again:${e.result}`))
+    expect(await cache.get('nope')).toBeUndefined()
+    expect(seen).toEqual(['l1:hit', 'l1:hit', 'again:miss'])
+  })
+
   it('stats() snapshots counters', async () => {
     const cache = createCache()
     await cache.getOrSet('k', () => 1)

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import { CacheLoaderTimeoutError, type Duration, parseDuration, RiClosedError, type RiEvents } from '@ri/core'
+import { CacheLoaderTimeoutError, type Duration, listening, parseDuration, RiClosedError, type RiEvents } from '@ri/core'
 import { SpanStatusCode, trace } from '@opentelemetry/api'
-import { LRUCache } from 'lru-cache'
 import { now as clockNow } from '../clock.js'
+import { L1Store } from './l1.js'
 import { FAIL, type RawRead, type WriteCommand } from '../l2/driver.js'
 import { keySlot } from '../l2/slot.js'
 import { checkNamespaceOptions, type GetOrSetOptions, type NamespaceDefaults, type SetOptions } from '../options.js'
@@ -26,6 +26,8 @@ interface L1Entry {
    * L1 hit then allocates nothing (a promise per hit was most of its cost over lru-cache.get).
    */
   hit: Promise<unknown> | undefined
+  /** The L1 store's move count when this entry last went to the front (see L1Store). */
+  used: number
 }
 
 interface Flight {
@@ -68,6 +70,7 @@ const noop = () => {}
 export function createNamespace(stack: Stack, name: string, defaults: NamespaceDefaults): Cache {
   const { config, tags: tagVersions, driver } = stack
   const events = config.events
+  const hasGet = listening(events, 'cache.get')
   const codec = config.codec
   const logger = config.logger
   const lockConfig = config.lock
@@ -85,18 +88,14 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
   const nsTagLine = knownTagLine([nsTag])
 
   const l1Config = config.l1
-  const l1: LRUCache<string, L1Entry> | undefined = l1Config
-    ? new LRUCache<string, L1Entry>(
-        l1Config.maxSize === undefined
-          ? { max: l1Config.max }
-          : {
-              max: l1Config.max,
-              maxSize: l1Config.maxSize,
-              sizeCalculation: l1Config.sizeCalculation
-                ? (e, k) => Math.max(1, Math.ceil(l1Config.sizeCalculation!(e.value, k)) || 1)
-                : (e) => Math.max(1, e.size),
-            },
-      )
+  const l1: L1Store<L1Entry> | undefined = l1Config
+    ? new L1Store<L1Entry>({
+        max: l1Config.max,
+        maxSize: l1Config.maxSize,
+        sizeCalculation: l1Config.sizeCalculation
+          ? (e, k) => Math.max(1, Math.ceil(l1Config.sizeCalculation!(e.value, k)) || 1)
+          : (e) => Math.max(1, e.size),
+      })
     : undefined
   const sized = l1Config !== false && l1Config.maxSize !== undefined && l1Config.sizeCalculation === undefined
   const flights = new Map<string, Flight>()
@@ -138,15 +137,15 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
   const E_SET = Object.freeze({ namespace: name })
   const hit1 = () => {
     counters.l1Hits++
-    if (events.has('cache.get')) events.emit('cache.get', E_L1_HIT)
+    if (hasGet()) events.emit('cache.get', E_L1_HIT)
   }
   const miss = () => {
     counters.misses++
-    if (events.has('cache.get')) events.emit('cache.get', E_MISS)
+    if (hasGet()) events.emit('cache.get', E_MISS)
   }
   const staleServed = () => {
     counters.stale++
-    if (events.has('cache.get')) events.emit('cache.get', E_L1_STALE)
+    if (hasGet()) events.emit('cache.get', E_L1_STALE)
   }
 
   const defaultCall: CallOptions = Object.freeze({
@@ -241,6 +240,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
       versions: userVersions,
       size: stored.bytes,
       hit: undefined,
+      used: 0,
     }
     return { entry, state: now < entry.fresh ? FRESH : STALE }
   }
@@ -362,6 +362,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
       versions: undefined,
       size: l1 !== undefined && sized ? bytes || estimateSize(value) : 1,
       hit: undefined,
+      used: 0,
     }
     return { key, entry, allTags, write, observed: obs }
   }
@@ -661,7 +662,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
           if (ev !== null) {
             if (ev.state === FRESH) {
               counters.l2Hits++
-              if (events.has('cache.get')) events.emit('cache.get', E_L2_HIT)
+              if (hasGet()) events.emit('cache.get', E_L2_HIT)
               fillRead(key, ev.entry, rd.s)
               return ev.entry.value as T
             }
@@ -736,7 +737,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
         const ev = evaluate(r, key, since)
         if (ev !== null && ev.state === FRESH) {
           counters.l2Hits++
-          if (events.has('cache.get')) events.emit('cache.get', E_L2_HIT)
+          if (hasGet()) events.emit('cache.get', E_L2_HIT)
           fillRead(key, ev.entry, since)
           return ev.entry.value as T
         }
@@ -792,7 +793,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     const now = Date.now()
     if (current && now < entry.fresh && now < entry.hard) {
       counters.l2Hits++
-      if (events.has('cache.get')) events.emit('cache.get', E_L2_HIT)
+      if (hasGet()) events.emit('cache.get', E_L2_HIT)
       return entry.value
     }
     miss()
@@ -851,7 +852,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
         const e = l1.get(key)
         if (e !== undefined && clockNow() < e.fresh && (e.tags === undefined || tagVersions.check(e.tags, e.versions!) === TAGS_FRESH)) {
           counters.l1Hits++
-          if (events.has('cache.get')) events.emit('cache.get', E_L1_HIT)
+          if (hasGet()) events.emit('cache.get', E_L1_HIT)
           return (e.hit ??= Promise.resolve(e.value)) as Promise<T>
         }
       }
@@ -865,7 +866,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
           if (t < e.fresh && (e.tags === undefined || tagVersions.check(e.tags, e.versions!) === TAGS_FRESH)) {
             if (t >= e.refreshAt) refreshInBackground(key, loader, options, e)
             counters.l1Hits++
-            if (events.has('cache.get')) events.emit('cache.get', E_L1_HIT)
+            if (hasGet()) events.emit('cache.get', E_L1_HIT)
             return (e.hit ??= Promise.resolve(e.value)) as Promise<T>
           }
         }
@@ -919,7 +920,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
           const ev = read ? evaluate(read, key, s0) : null
           if (ev !== null && ev.state === FRESH) {
             counters.l2Hits++
-            if (events.has('cache.get')) events.emit('cache.get', E_L2_HIT)
+            if (hasGet()) events.emit('cache.get', E_L2_HIT)
             fillRead(key, ev.entry, s0)
             out[i] = ev.entry.value as T
           } else miss()
@@ -1069,7 +1070,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
           if (ev !== null) {
             if (ev.state === FRESH) {
               counters.l2Hits++
-              if (events.has('cache.get')) events.emit('cache.get', E_L2_HIT)
+              if (hasGet()) events.emit('cache.get', E_L2_HIT)
               fillRead(key, ev.entry, rd.s)
             } else staleServed()
             return { value: ev.entry.value as T, state: ev.state === FRESH ? 'fresh' : 'stale', tier: 'l2', createdAt: ev.entry.created, freshUntil: ev.entry.fresh }
