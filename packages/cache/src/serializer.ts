@@ -82,7 +82,7 @@ export interface StoredEntry {
   readonly fresh: number
   readonly hard: number
   readonly created: number
-  /** Encoded size in bytes (used as the L1 size estimate). */
+  /** Encoded size: bytes, or characters for an entry read as text (the L1 size estimate). */
   readonly bytes: number
 }
 
@@ -109,94 +109,135 @@ export function encodeBody(codec: Codec, value: unknown, fresh: number, hard: nu
 
 /** A tag line seen on most entries (e.g. only the namespace tag), decoded once at construction. */
 export interface KnownTagLine {
-  readonly line: Buffer
+  readonly line: string
   /** Shared by every entry decoded with it: callers must not mutate it. */
   readonly tags: string[]
 }
 
 export function knownTagLine(tags: string[]): KnownTagLine {
-  return { line: Buffer.from(tags.join('\x1f'), 'utf8'), tags }
+  return { line: tags.join('\x1f'), tags }
 }
+
+/**
+ * Thrown by `decodeEntry` for an entry read as text whose payload is compressed (its bytes did
+ * not survive UTF-8 decoding): read it again as bytes. A constant, so throwing it costs no stack.
+ */
+export const NEEDS_BYTES: Error = Object.freeze(new Error('compressed cache entry read as text')) as Error
 
 /**
  * Decodes a stored entry; throws on anything malformed (the caller turns that into a miss).
  * A first line equal to `known.line` reuses `known.tags`: no string or array for it per hit.
+ *
+ * `raw` is the reply as bytes, or as text when the reader knows the payload is text (the JSON
+ * codec without compression: no Buffer in the reply, nothing to convert). A text entry whose
+ * flags say compressed throws NEEDS_BYTES.
  */
-export function decodeEntry(codec: Codec, raw: Buffer, known?: KnownTagLine): StoredEntry {
-  const len = raw.length
-  const a = byteIndex(raw, 10, 0, len)
-  if (a < 0) throw new Error('malformed cache entry: missing header lines')
-  const b = byteIndex(raw, 10, a + 1, len)
-  if (b < 0) throw new Error('malformed cache entry: missing header lines')
-  const c = byteIndex(raw, 10, b + 1, len)
-  if (c < 0) throw new Error('malformed cache entry: missing header lines')
-  const tags = a === 0 ? [] : known !== undefined && sameBytes(raw, known.line, a) ? known.tags : raw.toString('utf8', 0, a).split('\x1f')
-  // Versions and meta are ASCII integers: parsed from the bytes, no intermediate strings. One
-  // version per tag: sized up front (push() would give a one-tag entry room for 17).
-  const n = tags.length
-  const versions: number[] = new Array<number>(n)
-  let from = a + 1
-  let count = 0
-  if (b > from) {
-    for (;;) {
-      let end = byteIndex(raw, 44, from, b)
-      if (end < 0) end = b
-      if (count === n) throw new Error('malformed cache entry: tag versions')
-      versions[count++] = readInt(raw, from, end)
-      if (end === b) break
-      from = end + 1
-    }
+export function decodeEntry(codec: Codec, raw: Buffer | string, known?: KnownTagLine): StoredEntry {
+  let c: number
+  if (typeof raw === 'string') c = parseHead(raw, -1, known)
+  else {
+    const len = raw.length
+    const a = byteIndex(raw, 10, 0, len)
+    const b = a < 0 ? -1 : byteIndex(raw, 10, a + 1, len)
+    c = b < 0 ? -1 : byteIndex(raw, 10, b + 1, len)
+    if (c < 0) throw new Error('malformed cache entry: missing header lines')
+    // JSON, not compressed (the flags are one digit, last before the newline): all of it is
+    // text, decoded once as such.
+    if (codec === jsonCodec && ((raw[c - 1]! - 48) & FLAG_GZIP) === 0) return withBytes(decodeEntry(codec, raw.toString('utf8'), known), len)
+    const h = raw.toString('utf8', 0, c + 1)
+    parseHead(h, h.length - 1, known)
   }
-  if (count !== n) throw new Error('malformed cache entry: tag versions')
-  const m1 = byteIndex(raw, 44, b + 1, c)
-  const m2 = m1 < 0 ? -1 : byteIndex(raw, 44, m1 + 1, c)
-  const m3 = m2 < 0 ? -1 : byteIndex(raw, 44, m2 + 1, c)
-  if (m3 < 0) throw new Error('malformed cache entry: meta')
-  const fresh = readInt(raw, b + 1, m1)
-  const hard = readInt(raw, m1 + 1, m2)
-  const created = readInt(raw, m2 + 1, m3)
-  const flags = readInt(raw, m3 + 1, c)
+  // Taken before any codec runs: parseHead's object is shared.
+  const { tags, versions, fresh, hard, created, flags } = head
   let value: unknown
   if ((flags & FLAG_UNDEFINED) === 0) {
-    if ((flags & FLAG_GZIP) !== 0) value = codec.decode(gunzipSync(raw.subarray(c + 1)))
-    // The default codec reads the text straight from the reply: no Buffer view per hit.
-    else if (codec === jsonCodec) value = safeJsonParse(raw.toString('utf8', c + 1))
+    if (typeof raw === 'string') {
+      if ((flags & FLAG_GZIP) !== 0) throw NEEDS_BYTES
+      value = codec === jsonCodec ? safeJsonParse(raw.slice(c + 1)) : codec.decode(Buffer.from(raw.slice(c + 1), 'utf8'))
+    } else if ((flags & FLAG_GZIP) !== 0) value = codec.decode(gunzipSync(raw.subarray(c + 1)))
     else value = codec.decode(raw.subarray(c + 1))
   }
   return { value, tags, versions, fresh, hard, created, bytes: raw.length }
 }
 
-// The header is a few dozen bytes: a JS loop over them beats a native Buffer#indexOf /
-// Buffer#compare call per field (seven of them per hit showed up in the L2 hit profile).
+const withBytes = (e: StoredEntry, bytes: number): StoredEntry => (e.bytes === bytes ? e : { ...e, bytes })
+
+// parseHead's result. One object for the module: parsing is synchronous and calls out to
+// nothing, so no two parses overlap.
+const head = { tags: [] as string[], versions: [] as number[], fresh: 0, hard: 0, created: 0, flags: 0 }
+
+/**
+ * Parses the three header lines of `h` into `head` in one pass over their char codes (the
+ * versions and meta are ASCII integers: no substring, no indexOf per field); returns the index of
+ * the third newline. `end`, when known (>= 0), is that index.
+ */
+function parseHead(h: string, end: number, known: KnownTagLine | undefined): number {
+  const len = end < 0 ? h.length : end + 1
+  let a = 0
+  while (a < len && h.charCodeAt(a) !== 10) a++
+  if (a === len) throw new Error('malformed cache entry: missing header lines')
+  const tags = a === 0 ? [] : known !== undefined && a === known.line.length && h.startsWith(known.line) ? known.tags : h.slice(0, a).split('\x1f')
+  // One version per tag: sized up front (push() would give a one-tag entry room for 17).
+  const n = tags.length
+  const versions: number[] = new Array<number>(n)
+  let i = a + 1
+  let count = 0
+  if (i < len && h.charCodeAt(i) !== 10) {
+    for (;;) {
+      if (count === n) throw new Error('malformed cache entry: tag versions')
+      i = readInt(h, i, len)
+      versions[count++] = parsed
+      const sep = h.charCodeAt(i++)
+      if (sep === 10) break
+      if (sep !== 44) throw new Error('malformed cache entry: tag versions')
+    }
+  } else i++
+  if (count !== n) throw new Error('malformed cache entry: tag versions')
+  for (let f = 0; f < 4; f++) {
+    i = readInt(h, i, len)
+    meta[f] = parsed
+    if (h.charCodeAt(i++) !== (f === 3 ? 10 : 44)) throw new Error('malformed cache entry: meta')
+  }
+  head.tags = tags
+  head.versions = versions
+  head.fresh = meta[0]!
+  head.hard = meta[1]!
+  head.created = meta[2]!
+  head.flags = meta[3]!
+  return i - 1
+}
+const meta = [0, 0, 0, 0]
+// readInt's number (it returns where the digits end).
+let parsed = 0
+
+// The header lines are a few dozen bytes: a JS loop finds their ends in a Buffer without a
+// native call per line.
 function byteIndex(raw: Buffer, byte: number, from: number, to: number): number {
   for (let i = from; i < to; i++) if (raw[i] === byte) return i
   return -1
 }
 
-/** `raw[0, n)` equals `line` (whose length must be n). */
-function sameBytes(raw: Buffer, line: Buffer, n: number): boolean {
-  if (line.length !== n) return false
-  for (let i = 0; i < n; i++) if (raw[i] !== line[i]) return false
-  return true
-}
-
-/** A non-negative (or `-`-prefixed) decimal integer in `raw[from, to)`; throws otherwise. */
-function readInt(raw: Buffer, from: number, to: number): number {
-  if (to <= from || to - from > 16) throw new Error('malformed cache entry: number')
+/**
+ * Reads a decimal integer (optionally `-`-prefixed, at most 16 digits) starting at `from` into
+ * `parsed`; returns the index after its last digit. Throws when there is no digit.
+ */
+function readInt(h: string, from: number, len: number): number {
   let i = from
   let sign = 1
-  if (raw[i] === 45) {
+  if (i < len && h.charCodeAt(i) === 45) {
     sign = -1
     i++
-    if (i === to) throw new Error('malformed cache entry: number')
   }
+  const start = i
   let n = 0
-  for (; i < to; i++) {
-    const d = raw[i]! - 48
-    if (d < 0 || d > 9) throw new Error('malformed cache entry: number')
+  for (; i < len; i++) {
+    const d = h.charCodeAt(i) - 48
+    if (d < 0 || d > 9) break
     n = n * 10 + d
   }
-  return sign * n
+  if (i === start || i - start > 16) throw new Error('malformed cache entry: number')
+  parsed = sign * n
+  return i
 }
 
 /** A rough size of a value, for `l1.maxSize` without a `sizeCalculation`. */

@@ -6,7 +6,7 @@ import { L1Store } from './l1.js'
 import { FAIL, type RawRead, type WriteCommand } from '../l2/driver.js'
 import { keySlot } from '../l2/slot.js'
 import { checkNamespaceOptions, type GetOrSetOptions, type NamespaceDefaults, type SetOptions } from '../options.js'
-import { decodeEntry, encodeBody, escapeTag, estimateSize, knownTagLine, type StoredEntry } from '../serializer.js'
+import { decodeEntry, encodeBody, escapeTag, estimateSize, jsonCodec, knownTagLine, NEEDS_BYTES, type StoredEntry } from '../serializer.js'
 import { namespaceTag, type NamespaceHandle, type Stack } from './stack.js'
 import { TAGS_DELETED, TAGS_FRESH, TAGS_UNKNOWN } from './tags.js'
 import { type BatchLoader, type Cache, type CacheEntryInfo, kPeekFresh, type Loader, type LoaderContext, type PeekFresh } from './types.js'
@@ -86,6 +86,8 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
   const nsTagOnly = [nsTag]
   // Untagged entries carry only the namespace tag: their tag line decodes to this shared array.
   const nsTagLine = knownTagLine([nsTag])
+  // The JSON codec without compression writes only text: get() reads the reply as a string.
+  const textReads = codec === jsonCodec && config.compressionThreshold === Number.POSITIVE_INFINITY
 
   const l1Config = config.l1
   const l1: L1Store<L1Entry> | undefined = l1Config
@@ -767,12 +769,14 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
    * own promise (no async function, no await hop, no closure, no RawRead or L1 entry when there
    * is no L1).
    */
-  const afterGet = (raw: Buffer | null | typeof FAIL, r: GetRead): unknown => {
+  const afterGet = (raw: Buffer | string | null | typeof FAIL, r: GetRead): unknown => {
     if (raw === FAIL || raw === null) return afterL2(r.key, raw, r, r.entry, r.state)
     let entry: StoredEntry
     try {
       entry = decodeEntry(codec, raw, nsTagLine)
-    } catch {
+    } catch (error) {
+      // Compressed (written by an instance that compresses) while this one reads text: read the bytes.
+      if (error === NEEDS_BYTES) return driver!.getThen(fullKey(r.key), afterGet, r)
       return afterL2(r.key, { raw, current: [] }, r, r.entry, r.state) // evaluate() decodes again, logs and counts the miss
     }
     const tags = entry.tags
@@ -800,7 +804,7 @@ export function createNamespace(stack: Stack, name: string, defaults: NamespaceD
     return undefined
   }
   const fastGet = <T>(key: string, e: L1Entry | undefined, s: number): Promise<T | undefined> =>
-    driver!.getThen(fullKey(key), afterGet as (raw: Buffer | null | typeof FAIL, r: GetRead) => T | undefined, { e: epoch, t: stack.tagEpoch, key, entry: e, state: s })
+    driver!.getThen(fullKey(key), afterGet as (raw: Buffer | string | null | typeof FAIL, r: GetRead) => T | undefined, { e: epoch, t: stack.tagEpoch, key, entry: e, state: s }, textReads)
 
   // Not an async function: the L2 hit's promise is the driver's own, returned as is (an async
   // wrapper resolving with it cost one more promise, a thenable job and two microtask hops per

@@ -277,6 +277,27 @@ describeWithRedis('cache over real Redis (L1 + L2 + bus)', () => {
     expect(await other.get('d')).toEqual({ when: '1970-01-01T00:00:00.000Z' }) // documented: JSON turns Dates into strings
   })
 
+  it('JSON entries are read as text; one compressed by another instance is read again as bytes', async () => {
+    fresh()
+    const zip = await instance({ l1: false, compression: { threshold: 100 } })
+    const text = await instance({ l1: false })
+    const big = { name: 'é'.repeat(5_000), tags: ['ü', '💡'] }
+    const small = { name: 'ünïcode 💡', n: 1 }
+    await zip.set('big', big, { tags: ['t-é'] })
+    await zip.set('small', small, { tags: ['t-é'] })
+    expect((await admin.getBuffer(`${prefix}j1::{big}`))!.length).toBeLessThan(1_000) // compressed
+    const before = text.stats().l2.decodeErrors
+    expect(await text.get('big')).toEqual(big)
+    expect(await text.get('small')).toEqual(small)
+    expect(await text.get('missing')).toBeUndefined()
+    await text.set('mine', small, { tags: ['t-é'] })
+    expect(await zip.get('mine')).toEqual(small)
+    expect(text.stats().l2.decodeErrors).toBe(before)
+    await zip.invalidateTags(['t-é'])
+    await until(async () => (await text.get('small')) === undefined)
+    expect(await text.get('big')).toBeUndefined()
+  })
+
   it('bus disconnect: no stale read survives the reconnect', async () => {
     fresh()
     const a = await instance()

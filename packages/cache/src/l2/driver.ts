@@ -17,7 +17,7 @@ export type Fail = typeof FAIL
  * record is missing in Redis reads as v = 0 (see scripts.ts): the entry is then deleted.
  */
 export interface RawRead {
-  readonly raw: Buffer
+  readonly raw: Buffer | string
   readonly current: number[]
   /** Already decoded by the reader (fast path), or decoded later. */
   readonly entry?: StoredEntry
@@ -56,9 +56,10 @@ export interface L2Driver {
   /**
    * GET whose reply (or FAIL) is handed to `then`, with `ctx`, inside the request's own promise:
    * the L2 hit path's caller needs no promise and no closure of its own. A throw from `then`
-   * rejects the returned promise.
+   * rejects the returned promise. With `text`, the reply is read as a UTF-8 string (for payloads
+   * known to be text: no Buffer, whose resolution costs a thenable lookup down its prototype chain).
    */
-  getThen<C, T>(key: string, then: (raw: Buffer | null | Fail, ctx: C) => T | PromiseLike<T>, ctx: C): Promise<T>
+  getThen<C, T>(key: string, then: (raw: Buffer | string | null | Fail, ctx: C) => T | PromiseLike<T>, ctx: C, text?: boolean): Promise<T>
   /** Current {v, d} of each tag (flat; 0, 0 for a missing record), one pipelined round trip. */
   versions(tags: readonly string[]): Promise<number[] | Fail>
   readMany(keys: readonly string[]): Promise<Array<RawRead | null> | Fail>
@@ -468,12 +469,13 @@ export function createL2Driver(options: {
       : (key) => run('get', () => s.riCacheReadBuffer(key, tagPrefix), (r) => toRead(r, 0)),
     get: (key) => run('get', () => client.getBuffer(key)),
     // run() without its closures: the L2 hit path issues the GET itself.
-    getThen: <C, T>(key: string, then: (raw: Buffer | null | Fail, ctx: C) => T | PromiseLike<T>, ctx: C): Promise<T> => {
-      const rec = begin<Buffer | null, T | PromiseLike<T>>('get', then as (raw: Buffer | null, ctx: unknown) => T | PromiseLike<T>, MAP_FAIL, ctx)
+    getThen: <C, T>(key: string, then: (raw: Buffer | string | null | Fail, ctx: C) => T | PromiseLike<T>, ctx: C, text?: boolean): Promise<T> => {
+      const rec = begin<Buffer | string | null, T | PromiseLike<T>>('get', then as (raw: Buffer | string | null, ctx: unknown) => T | PromiseLike<T>, MAP_FAIL, ctx)
       if (rec === undefined) return refused(() => then(FAIL, ctx)) as Promise<T>
-      let p: Promise<Buffer | null>
+      let p: Promise<Buffer | string | null>
       try {
-        p = ready || firstReady === undefined ? client.getBuffer(key) : firstReady.then(() => client.getBuffer(key))
+        if (ready || firstReady === undefined) p = text === true ? client.get(key) : client.getBuffer(key)
+        else p = firstReady.then((): Promise<Buffer | string | null> => (text === true ? client.get(key) : client.getBuffer(key)))
       } catch (error) {
         p = Promise.reject(error)
       }
