@@ -39,6 +39,7 @@ describe('serializer', () => {
       const fromBytes = decodeEntry(jsonCodec, Buffer.from(text), known)
       expect(fromText).toMatchObject({ value: { s: 'é💡', n: [1, -2.5] }, fresh: now + 10, hard: now + 20, created: now })
       expect({ ...fromText, bytes: 0 }).toEqual({ ...fromBytes, bytes: 0 })
+      expect(fromBytes.bytes).toBe(Buffer.byteLength(text)) // bytes, though decoded as text
       expect(fromText.tags).toEqual(line === '' ? [] : line.split('\x1f'))
       if (line === 'ünï\x1f#ns:') expect(fromText.tags).toBe(known.tags)
     }

@@ -133,6 +133,11 @@ export const NEEDS_BYTES: Error = Object.freeze(new Error('compressed cache entr
  * flags say compressed throws NEEDS_BYTES.
  */
 export function decodeEntry(codec: Codec, raw: Buffer | string, known?: KnownTagLine): StoredEntry {
+  return decode(codec, raw, known, raw.length)
+}
+
+/** decodeEntry, with the entry's encoded size given (a Buffer decoded as text keeps its byte count). */
+function decode(codec: Codec, raw: Buffer | string, known: KnownTagLine | undefined, bytes: number): StoredEntry {
   let c: number
   if (typeof raw === 'string') c = parseHead(raw, -1, known)
   else {
@@ -143,7 +148,7 @@ export function decodeEntry(codec: Codec, raw: Buffer | string, known?: KnownTag
     if (c < 0) throw new Error('malformed cache entry: missing header lines')
     // JSON, not compressed (the flags are one digit, last before the newline): all of it is
     // text, decoded once as such.
-    if (codec === jsonCodec && ((raw[c - 1]! - 48) & FLAG_GZIP) === 0) return withBytes(decodeEntry(codec, raw.toString('utf8'), known), len)
+    if (codec === jsonCodec && ((raw[c - 1]! - 48) & FLAG_GZIP) === 0) return decode(codec, raw.toString('utf8'), known, len)
     const h = raw.toString('utf8', 0, c + 1)
     parseHead(h, h.length - 1, known)
   }
@@ -157,10 +162,8 @@ export function decodeEntry(codec: Codec, raw: Buffer | string, known?: KnownTag
     } else if ((flags & FLAG_GZIP) !== 0) value = codec.decode(gunzipSync(raw.subarray(c + 1)))
     else value = codec.decode(raw.subarray(c + 1))
   }
-  return { value, tags, versions, fresh, hard, created, bytes: raw.length }
+  return { value, tags, versions, fresh, hard, created, bytes }
 }
-
-const withBytes = (e: StoredEntry, bytes: number): StoredEntry => (e.bytes === bytes ? e : { ...e, bytes })
 
 // parseHead's result. One object for the module: parsing is synchronous and calls out to
 // nothing, so no two parses overlap.
