@@ -137,7 +137,7 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT'
 
 /** Upper-cases standard methods; anything else becomes `_OTHER` (bounded label cardinality). */
 export function normalizeMethod(method: string): string {
-  if (KNOWN_METHODS.has(method)) return method
+  if (method === 'GET' || KNOWN_METHODS.has(method)) return method
   const upper = method.toUpperCase()
   return KNOWN_METHODS.has(upper) ? upper : '_OTHER'
 }

@@ -74,13 +74,28 @@ export function joinFeatureHeaders(
 ): Record<string, unknown> | undefined {
   const at = typeof args[1] === 'string' ? 2 : 1
   const head = args[at]
-  if (isHeaderRecord(head)) {
-    args[at] = joinFeatureHeaderList(headerList(head), features, res)
-    return head
+  if (!isHeaderRecord(head)) {
+    joinFeatureHead(res, head, features)
+    return undefined
   }
+  args[at] = joinFeatureHead(res, head, features)
+  return head
+}
+
+/**
+ * `joinFeatureHeaders` for one argument: what to pass to writeHead in place of its `head`
+ * argument (a headers record, a flat list, or nothing). A record becomes a new flat list, a flat
+ * list is joined in place, and without either the features' headers go onto the response with
+ * `setHeader` (`head` is returned as is).
+ *
+ * @example
+ * return original.call(res, status, joinFeatureHead(res, headers, ex.responseHeaders))
+ */
+export function joinFeatureHead(res: HeaderHolder & { setHeader(name: string, value: string | string[]): unknown }, head: unknown, features: ResponseHeaders): unknown {
+  if (isHeaderRecord(head)) return joinFeatureHeaderList(headerList(head), features, res)
   if (isFlatHeaderList(head)) joinFeatureHeaderList(head, features, res)
   else applyFeatureHeaders(res, features)
-  return undefined
+  return head
 }
 
 /**

@@ -4,7 +4,7 @@ import { beginSend, endSend } from './send-contract.js'
 import type { Pipeline } from './pipeline.js'
 import { createRouter } from './router.js'
 import { adoptWriteHeadArgs } from './node-capture.js'
-import { findHeader, isHeaderRecord, joinFeatureHeaders, sameHeaderName } from './head.js'
+import { findHeader, isHeaderRecord, joinFeatureHead, sameHeaderName } from './head.js'
 
 export { applyFeatureHeaders } from './head.js'
 
@@ -278,10 +278,14 @@ function protoHook(proto: object): PrototypeHook<WriteHead> {
       proto,
       'writeHead',
       (parent) =>
-        function riWriteHead(this: ServerResponse, ...args: Parameters<WriteHead>): ServerResponse {
+        function riWriteHead(this: ServerResponse, status: unknown, reason?: unknown, headers?: unknown): ServerResponse {
           const b = protoBound.get(this)
-          if (b === undefined || b.written) return (parent() as (...a: unknown[]) => ServerResponse).apply(this, args)
-          return writeHeadWith(this, b, args)
+          if (b === undefined || b.written) {
+            const write = parent() as unknown as WriteHeadFn
+            // As many arguments as given: a writeHead of someone else's may count them.
+            return arguments.length <= 1 ? write.call(this, status) : arguments.length === 2 ? write.call(this, status, reason) : write.call(this, status, reason, headers)
+          }
+          return writeHeadWith(this, b, status, reason, headers)
         } as WriteHead,
     )
     protoHooks.set(proto, known)
@@ -289,35 +293,46 @@ function protoHook(proto: object): PrototypeHook<WriteHead> {
   return known
 }
 
-/** The head is being written: feature headers join the handler's, then the original writeHead runs. */
-function writeHeadWith(res: ServerResponse, b: Bound, args: Parameters<ServerResponse['writeHead']>): ServerResponse {
+type WriteHeadFn = (this: ServerResponse, status: unknown, reason?: unknown, headers?: unknown) => ServerResponse
+
+/**
+ * The head is being written: feature headers join the handler's, then the original writeHead
+ * runs. Node's writeHead takes (status, [reason], [headers]); the three are passed on as named
+ * arguments (no rest array or `apply` per response).
+ */
+function writeHeadWith(res: ServerResponse, b: Bound, status: unknown, reason: unknown, headers: unknown): ServerResponse {
   if (b.viaProto) b.written = true
   else res.writeHead = b.writeHead
-  let list = args as unknown[]
   // end() wrote the head of a Context.send body: writeHead(status) gets the list send built.
-  if (b.own !== undefined && list.length === 1) list = [list[0], b.own]
-  const head = list[typeof list[1] === 'string' ? 2 : 1]
-  // Raw [name, value ...] headers from other writers (Fastify passes all of them) join the
-  // response first, so the handler-wins / Set-Cookie-appends rules see them; a record, or the
-  // list Context.send built, keeps Node on its one-pass head path.
-  if (list.length > 1 && head !== b.own && !isHeaderRecord(head)) list = [adoptWriteHeadArgs(res, args)]
+  if (b.own !== undefined && reason === undefined && headers === undefined) reason = b.own
+  const named = typeof reason === 'string'
+  let head = named ? headers : reason
+  // Raw [name, value ...] headers from other writers join the response first, so the handler-wins
+  // / Set-Cookie-appends rules see them; a record, or the list Context.send built, keeps Node on
+  // its one-pass head path.
+  if (head !== undefined && head !== b.own && !isHeaderRecord(head)) {
+    status = adoptWriteHeadArgs(res, named ? [status, reason, head] : [status, head])
+    reason = head = undefined
+  }
   b.own = undefined
   if (b.routes !== undefined) for (const p of b.routes) p.headers(b.ex)
   b.pipeline.headers(b.ex)
-  const record = joinFeatureHeaders(res, list, b.ex.responseHeaders)
-  if (record !== undefined) b.length = Number(findHeader(record, 'content-length')) || undefined
-  return (b.writeHead as (...a: unknown[]) => ServerResponse).apply(res, list)
+  if (isHeaderRecord(head)) b.length = Number(findHeader(head, 'content-length')) || undefined
+  head = joinFeatureHead(res, head, b.ex.responseHeaders)
+  const write = b.writeHead as unknown as WriteHeadFn
+  return named ? write.call(res, status, reason, head) : head === undefined ? write.call(res, status) : write.call(res, status, head)
 }
 
+// A Content-Length given to writeHead wins over one set with setHeader (Node writes the former).
 const finishInfo = (res: ServerResponse, b: Bound) => ({
   status: res.statusCode,
   aborted: !res.writableFinished,
-  responseBytes: Number(res.getHeader('content-length')) || b.length,
+  responseBytes: b.length ?? (Number(res.getHeader('content-length')) || undefined),
 })
 
 // Shared by every response (the state lives on the response): binding allocates no closure.
-function patchedWriteHead(this: WithBound, ...args: Parameters<ServerResponse['writeHead']>): ServerResponse {
-  return writeHeadWith(this, this[kBound]!, args)
+function patchedWriteHead(this: WithBound, status: unknown, reason?: unknown, headers?: unknown): ServerResponse {
+  return writeHeadWith(this, this[kBound]!, status, reason, headers)
 }
 
 // 'close' follows 'finish' on a completed response and is the only event of an aborted one.
@@ -354,8 +369,8 @@ export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerRespon
   // A second binding on the same response (two ri() layers), or a writeHead of someone else's:
   // this one keeps its state in closures.
   const b = newBound(pipeline, ex, res.writeHead, false)
-  res.writeHead = function nestedWriteHead(this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
-    return writeHeadWith(this, b, args)
+  res.writeHead = function nestedWriteHead(this: ServerResponse, status: unknown, reason?: unknown, headers?: unknown) {
+    return writeHeadWith(this, b, status, reason, headers)
   } as ServerResponse['writeHead']
   res.once('close', () => pipeline.finish(ex, finishInfo(res, b)))
 }

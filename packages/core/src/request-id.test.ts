@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { generateRequestId, isSafeRequestId, resolveRequestId } from './request-id.js'
+import { generateRequestId, isSafeRequestId, resolveRequestId, setRequestIdCounter } from './request-id.js'
 
 // A default id: 12 hex digits of per-process randomness, a dash, a base-36 counter.
 const ID_RE = /^[0-9a-f]{12}-[0-9a-z]{1,11}$/
@@ -43,6 +43,19 @@ describe('request id', () => {
       expect(isSafeRequestId(id)).toBe(true)
     }
     expect(new Set(ids.map((id) => id.slice(0, 13))).size).toBe(1)
+  })
+
+  it('counts in base 36 across the digit table\'s edges, as toString(36) would', () => {
+    const prefix = generateRequestId().slice(0, 13)
+    for (const start of [0, 34, 1294, 1295, 1296, 36 * 36 * 2 - 2, 46655, 46656, 2 ** 40, Number.MAX_SAFE_INTEGER - 3]) {
+      setRequestIdCounter(start)
+      for (let n = start + 1; n <= start + 3 && n < Number.MAX_SAFE_INTEGER; n++) expect(generateRequestId()).toBe(prefix + n.toString(36))
+    }
+    // At the end of the counter a new prefix starts it again from 1.
+    setRequestIdCounter(Number.MAX_SAFE_INTEGER)
+    const next = generateRequestId()
+    expect(next.slice(0, 13)).not.toBe(prefix)
+    expect(next.slice(13)).toBe('1')
   })
 
   it('uses a given generator for fresh ids only', () => {

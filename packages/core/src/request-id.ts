@@ -24,18 +24,46 @@ function newPrefix(): string {
   return `${hex}-`
 }
 
+// The counter in base 36 without a number-to-string conversion per id: its last two digits come
+// from a table of the 1,296 pairs, and the prefix with the digits above them is built once per
+// 1,296 ids. `DIGITS[n]` is n unpadded (ids below 1,296), `PAIRS[n]` the same two digits padded.
+const SPAN = 36 * 36
+const DIGITS: string[] = []
+const PAIRS: string[] = []
+for (let n = 0; n < SPAN; n++) {
+  DIGITS.push(n.toString(36))
+  PAIRS.push(n.toString(36).padStart(2, '0'))
+}
+let head = ''
+let headOf = -1
+
 /**
- * A new request id: a random per-process prefix and a counter (`3f9a1c0e7b2d-1`, `3f9a1c0e7b2d-2s`).
- * Unique within a process, practically unique across processes, and itself a safe inbound id
- * for the services it is forwarded to. Not secret, and not meant to be unguessable: pass
- * `generateRequestId: () => crypto.randomUUID()` to `createPipeline()` for opaque ids.
+ * A new request id: a random per-process prefix and a counter in base 36 (`3f9a1c0e7b2d-1`,
+ * `3f9a1c0e7b2d-2s`). Unique within a process, practically unique across processes, and itself a
+ * safe inbound id for the services it is forwarded to. Not secret, and not meant to be
+ * unguessable: pass `generateRequestId: () => crypto.randomUUID()` to `createPipeline()` for
+ * opaque ids.
  */
 export function generateRequestId(): string {
   if (counter >= Number.MAX_SAFE_INTEGER || prefix === undefined) {
     prefix = newPrefix()
     counter = 0
+    headOf = -1
   }
-  return prefix + (++counter).toString(36)
+  const n = ++counter
+  if (n < SPAN) return prefix + DIGITS[n]!
+  const high = Math.floor(n / SPAN)
+  if (high !== headOf) {
+    head = prefix + high.toString(36)
+    headOf = high
+  }
+  return head + PAIRS[n - high * SPAN]!
+}
+
+/** @internal Sets the counter (tests of the digit table). */
+export function setRequestIdCounter(value: number): void {
+  if (prefix === undefined) generateRequestId()
+  counter = value
 }
 
 /**

@@ -5,6 +5,7 @@ import Fastify from 'fastify'
 import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { applyFeatures, getExchange, riPlugin, sendAnswer, withFeatures } from './index.js'
+import { readsRouteContext, routeConfigOf } from './plugin.js'
 
 /** The names of the hooks registered on `app` from now on (ri's included). */
 function hookNames(app: ReturnType<typeof Fastify>): string[] {
@@ -45,6 +46,29 @@ describe('@ri/fastify riPlugin', () => {
       await new Promise((r) => setTimeout(r, 20))
       expect(routes).toEqual(['/api/items/:id', '/api/stream'])
       expect(sendSeen).toEqual(['{"id":"3","rid":true}']) // a stream is not buffered
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('reads the route config from the route context, the same object routeOptions gives, also on a 404', async () => {
+    const app = Fastify()
+    await app.register(riPlugin, {})
+    const seen: boolean[] = []
+    const routes: Array<string | undefined> = []
+    app.addHook('onRequest', async (req) => {
+      seen.push(routeConfigOf(req) === req.routeOptions.config)
+      routes.push(getExchange(req)?.route)
+    })
+    app.get('/users/:id', { config: { mine: 1 } }, async () => 'ok')
+    const url = await app.listen({ port: 0, host: '127.0.0.1' })
+    try {
+      expect((await request(`${url}/users/1`)).statusCode).toBe(200)
+      expect((await request(`${url}/nope`)).statusCode).toBe(404)
+      // A Fastify that renamed its context symbol would still work (through routeOptions), slower: fail here to notice.
+      expect(readsRouteContext()).toBe(true)
+      expect(seen).toEqual([true, true])
+      expect(routes).toEqual(['/users/:id', undefined])
     } finally {
       await app.close()
     }

@@ -70,6 +70,25 @@ export function getExchange(request: FastifyRequest): Exchange | undefined {
   return (request as unknown as WithRi)[kRi]?.exchange
 }
 
+// Fastify keeps a request's route context, whose `config` is the route's, under an own symbol
+// property ('fastify.context'). Its public `request.routeOptions` getter builds a new object of
+// eleven fields per call (and asks the router about version constraints), several hundred
+// instructions per request; the symbol is found on the first request and read directly after.
+let kContext: symbol | null | undefined
+
+/** @internal The route's config (`request.routeOptions.config`) without building `routeOptions`. */
+export function routeConfigOf(request: FastifyRequest): FastifyRequest['routeOptions']['config'] | undefined {
+  if (kContext === undefined) kContext = Object.getOwnPropertySymbols(request).find((s) => s.description === 'fastify.context') ?? null
+  if (kContext !== null) {
+    const context = (request as unknown as Record<symbol, { config?: FastifyRequest['routeOptions']['config'] } | undefined>)[kContext]
+    if (context !== undefined && context !== null && typeof context === 'object') return context.config
+  }
+  return request.routeOptions.config
+}
+
+/** @internal Whether `routeConfigOf()` reads the route context directly (false: through `routeOptions`). */
+export const readsRouteContext = (): boolean => typeof kContext === 'symbol'
+
 const isPromise = <T>(v: MaybePromise<T>): v is Promise<T> => typeof (v as Promise<T> | undefined)?.then === 'function'
 
 /** The state as the plugin keeps it. */
@@ -239,7 +258,7 @@ const plugin: FastifyPluginCallback<RiFastifyOptions> = (fastify, options, done)
 
   fastify.addHook('onRequest', function riOnRequest(request, reply, next) {
     const raw = request.raw
-    const { config } = request.routeOptions
+    const config = routeConfigOf(request)
     const ex = pipeline.exchange({
       method: raw.method ?? 'GET',
       url: raw.url,

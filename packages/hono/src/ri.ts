@@ -9,7 +9,7 @@ import {
   type Exchange,
   type Feature,
   type HeaderValue,
-  joinFeatureHeaders,
+  joinFeatureHead,
   type MaybePromise,
   type Pipeline,
   type ResponseHeaders,
@@ -227,13 +227,16 @@ const kOut = Symbol('@ri/hono.outgoing')
 type BoundOutgoing = Outgoing & { [kOut]?: { readonly st: RiState; readonly writeHead: Outgoing['writeHead'] } }
 
 // Shared by every response (the state lives on the Node response): no closure per request.
-function riWriteHead(this: BoundOutgoing, ...args: unknown[]): unknown {
+// writeHead(status, [reason], [headers]) takes its arguments by name: no rest array or `apply`.
+function riWriteHead(this: BoundOutgoing, status: unknown, reason?: unknown, headers?: unknown): unknown {
   const b = this[kOut]!
   this.writeHead = b.writeHead
   runOnHeaders(b.st)
   // node-server hands the Response's headers to writeHead as a record: ri's join it there.
-  joinFeatureHeaders(this, args, b.st.exchange.responseHeaders)
-  return b.writeHead.apply(this, args)
+  const features = b.st.exchange.responseHeaders
+  return typeof reason === 'string'
+    ? b.writeHead.call(this, status, reason, joinFeatureHead(this, headers, features))
+    : b.writeHead.call(this, status, joinFeatureHead(this, reason, features))
 }
 
 function finishOnClose(this: BoundOutgoing): void {
