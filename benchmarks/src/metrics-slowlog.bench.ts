@@ -147,8 +147,10 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const bench: BenchFile = async (ctx: BenchContext): Promise<BenchComparison[]> => {
   // Many short interleaved rounds, ratios taken within a round: on a shared machine the load
   // drifts, and neighbouring measurements drift together.
-  const seconds = ctx.quick ? 1 : 5
-  const rounds = ctx.quick ? 3 : 7
+  // Short runs, each subject twice per round (see below): the machine's speed swings by a fifth
+  // between runs a few seconds apart.
+  const seconds = ctx.quick ? 1 : 3
+  const rounds = ctx.quick ? 2 : 6
   const keys = Object.keys(SUBJECTS) as SubjectKey[]
   const servers = new Map<SubjectKey, { port: number; child: ChildProcess }>()
   ctx.progress('metrics+slowlog: in-process CPU per request')
@@ -159,13 +161,19 @@ const bench: BenchFile = async (ctx: BenchContext): Promise<BenchComparison[]> =
     // Warm every server up (JIT) before measuring.
     for (const key of keys) await load(servers.get(key)!.port, 1)
     const runs = new Map<SubjectKey, Run[]>(keys.map((k) => [k, []]))
-    // Rounds interleave the subjects so drift on a shared machine hits all of them alike.
-    // The starting subject rotates so no subject always runs first (or right after express).
+    // Each round runs the subjects in an order and then in the reverse order (A B C D E E D C B A),
+    // and a subject's figure for the round is the mean of its two runs: every subject then sits
+    // at the same mean position in time, so a machine whose speed drifts during the round (it
+    // swings by a fifth within seconds here) shifts all of them alike. The order rotates per round.
     for (let round = 0; round < rounds; round++) {
-      for (let j = 0; j < keys.length; j++) {
-        const key = keys[(round + j) % keys.length]!
+      const order = keys.map((_, j) => keys[(round + j) % keys.length]!)
+      const pass: Partial<Record<SubjectKey, Run>> = {}
+      for (const key of [...order, ...[...order].reverse()]) {
         ctx.progress(`metrics+slowlog: ${SUBJECTS[key]} (round ${round + 1}/${rounds})`)
-        runs.get(key)!.push(await load(servers.get(key)!.port, seconds))
+        const r = await load(servers.get(key)!.port, seconds)
+        const first = pass[key]
+        if (first === undefined) pass[key] = r
+        else runs.get(key)!.push({ rps: (first.rps + r.rps) / 2, p50: Math.max(first.p50, r.p50), p99: Math.max(first.p99, r.p99), errors: first.errors + r.errors })
       }
     }
     const summary = (key: SubjectKey): BenchSubject => {
@@ -175,7 +183,7 @@ const bench: BenchFile = async (ctx: BenchContext): Promise<BenchComparison[]> =
         opsPerSec: Math.round(median(r.map((x) => x.rps))),
         p50Ms: median(r.map((x) => x.p50)),
         p99Ms: median(r.map((x) => x.p99)),
-        extra: { errors: r.reduce((s, x) => s + x.errors, 0), rounds: r.length, secondsPerRound: seconds },
+        extra: { errors: r.reduce((s, x) => s + x.errors, 0), rounds: r.length, secondsPerRun: seconds, perRound: r.map((x) => Math.round(x.rps)).join(' ') },
       }
     }
     const subjects = keys.map(summary)
@@ -191,7 +199,7 @@ const bench: BenchFile = async (ctx: BenchContext): Promise<BenchComparison[]> =
       `${((1 - ratio('pipeline', 'bare')) * 100).toFixed(1)} % and the two features for ${(featureLoss * 100).toFixed(1)} % (vs the empty pipeline); ` +
       `ri metrics + slowlog serve ${riOverAnchors.toFixed(2)}x the req/s of express + express-prom-bundle + pino-http; ` +
       `express-prom-bundle + pino-http cost ${(anchorLoss * 100).toFixed(1)} % against bare express. ` +
-      `Ratios are medians of per-round ratios over ${rounds} interleaved rounds of ${seconds} s. ` +
+      `Ratios are medians of per-round ratios over ${rounds} rounds; a round runs every subject for ${seconds} s in an order and then in the reverse order, and takes the mean of its two runs. ` +
       'pino-http logs every request while ri slowlog logs only slow/5xx ones (its documented behaviour); every pino writes to /dev/null asynchronously.'
     return [
       {
