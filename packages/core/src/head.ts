@@ -74,11 +74,9 @@ export function joinFeatureHeaders(
 ): Record<string, unknown> | undefined {
   const at = typeof args[1] === 'string' ? 2 : 1
   const head = args[at]
-  if (!isHeaderRecord(head)) {
-    joinFeatureHead(res, head, features)
-    return undefined
-  }
-  args[at] = joinFeatureHead(res, head, features)
+  const joined = joinFeatureHead(res, head, features)
+  if (!isHeaderRecord(head)) return undefined // joined in place or set on the response: args unchanged
+  args[at] = joined
   return head
 }
 

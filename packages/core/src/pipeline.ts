@@ -69,7 +69,6 @@ export function createPipeline(features: readonly Feature[], options: PipelineOp
   check.known(options, PIPELINE_OPTIONS)
   const requestIdHeader = check.string('requestIdHeader', options.requestIdHeader, 'x-request-id', /^[a-z0-9-]{1,64}$/, 'a lower-case header name').toLowerCase()
   const echo = check.boolean('echoRequestId', options.echoRequestId, true)
-  const defaultIdHeader = requestIdHeader === 'x-request-id'
   const custom = options.generateRequestId
   if (custom !== undefined && typeof custom !== 'function') check.problem('generateRequestId', custom, 'a function returning a request id')
   features.forEach((f, i) => {
@@ -141,13 +140,8 @@ export function createPipeline(features: readonly Feature[], options: PipelineOp
     events,
     logger,
     exchange(init) {
-      const inbound = defaultIdHeader ? init.headers['x-request-id'] : init.headers[requestIdHeader]
-      const ex = new Exchange(init, resolveIp(init.remoteAddress, init.headers), resolveRequestId(inbound, newRequestId))
-      // The default name as a literal: a named store, not a keyed one, on the fresh header bag.
-      if (echo) {
-        if (defaultIdHeader) ex.responseHeaders['x-request-id'] = ex.requestId
-        else ex.responseHeaders[requestIdHeader] = ex.requestId
-      }
+      const ex = new Exchange(init, resolveIp(init.remoteAddress, init.headers), resolveRequestId(init.headers[requestIdHeader], newRequestId))
+      if (echo) ex.responseHeaders[requestIdHeader] = ex.requestId
       if (hasActive()) events.emit('http.active', { delta: 1 })
       return ex
     },

@@ -24,16 +24,12 @@ function newPrefix(): string {
   return `${hex}-`
 }
 
-// The counter in base 36 without a number-to-string conversion per id: its last two digits come
-// from a table of the 1,296 pairs, and the prefix with the digits above them is built once per
-// 1,296 ids. `DIGITS[n]` is n unpadded (ids below 1,296), `PAIRS[n]` the same two digits padded.
+// The counter in base 36 without a number-to-string conversion per id: from 1,296 on, its last
+// two digits come from a table of the 1,296 padded pairs, and the prefix with the digits above
+// them is built once per 1,296 ids.
 const SPAN = 36 * 36
-const DIGITS: string[] = []
 const PAIRS: string[] = []
-for (let n = 0; n < SPAN; n++) {
-  DIGITS.push(n.toString(36))
-  PAIRS.push(n.toString(36).padStart(2, '0'))
-}
+for (let n = 0; n < SPAN; n++) PAIRS.push(n.toString(36).padStart(2, '0'))
 let head = ''
 let headOf = -1
 
@@ -51,7 +47,7 @@ export function generateRequestId(): string {
     headOf = -1
   }
   const n = ++counter
-  if (n < SPAN) return prefix + DIGITS[n]!
+  if (n < SPAN) return prefix + n.toString(36)
   const high = Math.floor(n / SPAN)
   if (high !== headOf) {
     head = prefix + high.toString(36)
