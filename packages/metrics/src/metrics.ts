@@ -251,12 +251,25 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       attributes: { 'http.request.method': '_OTHER', 'http.route': OVERFLOW },
     })
   const droppedLabels = { metric: durationName }
+  // The series recorded last: a run of requests to one route (the common case under load) skips
+  // the three map lookups. Only series held in `series` are kept here, never the overflow one.
+  let last: SeriesEntry | undefined
+  let lastMethod = ''
+  let lastRoute = ''
+  let lastStatus = 0
+  const remember = (method: string, route: string, status: number, entry: SeriesEntry): SeriesEntry => {
+    lastMethod = method
+    lastRoute = route
+    lastStatus = status
+    return (last = entry)
+  }
   const entryFor = (method: string, route: string | undefined, status: number): SeriesEntry => {
     const r = route ?? unmatchedRoute
+    if (status === lastStatus && r === lastRoute && method === lastMethod && last !== undefined) return last
     let byRoute = series.get(method)
     const byStatus = byRoute?.get(r)
     const hit = byStatus?.get(status)
-    if (hit) return hit
+    if (hit) return remember(method, r, status, hit)
     if (seriesCount >= maxSeries) {
       dropped.inc(droppedLabels)
       return overflow()
@@ -271,7 +284,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     if (!byRoute) series.set(method, (byRoute = new Map()))
     if (byStatus) byStatus.set(status, entry)
     else byRoute.set(r, new Map([[status, entry]]))
-    return entry
+    return remember(method, r, status, entry)
   }
 
   const record = (method: string, route: string | undefined, status: number, durationMs: number, span?: Span, info?: FinishInfo) => {
