@@ -126,6 +126,8 @@ export async function createInfra(config: AppConfig, options: InfraOptions): Pro
       logger,
       // The app expects to sit behind a reverse proxy on the same host; the load script sends X-Forwarded-For.
       trustProxy: 'loopback',
+      // Clients quote the id when they report a problem; it is in every slow-log line too.
+      echoRequestId: true,
     },
   }
 }

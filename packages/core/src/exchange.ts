@@ -30,6 +30,12 @@ export type ResponseHeaders = Record<string, string | string[]>
 export const Bag = function Bag() {} as unknown as new () => Record<string, never>
 Bag.prototype = Object.create(null)
 
+/**
+ * How an exchange works out a value the first time it is read (its client address, its request
+ * id): one function per pipeline, called with the exchange. Most requests never read them.
+ */
+export type ExchangeResolver = (ex: Exchange) => string
+
 /** What an adapter knows about the incoming request. */
 export interface ExchangeInit {
   readonly method: string
@@ -56,11 +62,11 @@ export class Exchange {
   readonly path: string
   readonly query: string
   readonly headers: Readonly<Record<string, HeaderValue>>
-  /** Client address as resolved through `trustProxy`. */
-  readonly ip: string
   /** The socket's peer address, before any proxy header was considered. */
   readonly remoteAddress: string | undefined
-  readonly requestId: string
+  // The values, or the per-pipeline functions that work them out on first read.
+  private ipOf: string | ExchangeResolver
+  private idOf: string | ExchangeResolver
   /** `performance.now()` when the exchange was created. */
   readonly startedAt: number
   // Created on first use: most requests never mark a phase.
@@ -73,7 +79,8 @@ export class Exchange {
   finished = false
   private finishListeners: Array<(info: FinishInfo) => void> | undefined
 
-  constructor(init: ExchangeInit, ip: string, requestId: string, startedAt = performance.now()) {
+  /** `ip` and `requestId` are the values, or functions that work them out when first read. */
+  constructor(init: ExchangeInit, ip: string | ExchangeResolver, requestId: string | ExchangeResolver, startedAt = performance.now()) {
     this.method = normalizeMethod(init.method)
     this.route = init.route
     if (init.path !== undefined) {
@@ -86,10 +93,25 @@ export class Exchange {
       this.query = q === -1 ? '' : url.slice(q + 1)
     }
     this.headers = init.headers
-    this.ip = ip
     this.remoteAddress = init.remoteAddress
-    this.requestId = requestId
+    this.ipOf = ip
+    this.idOf = requestId
     this.startedAt = startedAt
+  }
+
+  /** Client address as resolved through `trustProxy`. */
+  get ip(): string {
+    const ip = this.ipOf
+    return typeof ip === 'string' ? ip : (this.ipOf = ip(this))
+  }
+
+  /**
+   * The inbound request id when the request carried a safe one, else a generated one. Made on
+   * first read and fixed from then on.
+   */
+  get requestId(): string {
+    const id = this.idOf
+    return typeof id === 'string' ? id : (this.idOf = id(this))
   }
 
   /** Phase timings marked during the request (cache, db, handler ...), for Server-Timing and the slow log. */

@@ -84,12 +84,14 @@ export function joinFeatureHeaders(
  * `joinFeatureHeaders` for one argument: what to pass to writeHead in place of its `head`
  * argument (a headers record, a flat list, or nothing). A record becomes a new flat list, a flat
  * list is joined in place, and without either the features' headers go onto the response with
- * `setHeader` (`head` is returned as is).
+ * `setHeader` (`head` is returned as is). Without feature headers, `head` is returned untouched.
  *
  * @example
  * return original.call(res, status, joinFeatureHead(res, headers, ex.responseHeaders))
  */
 export function joinFeatureHead(res: HeaderHolder & { setHeader(name: string, value: string | string[]): unknown }, head: unknown, features: ResponseHeaders): unknown {
+  // Most responses get no feature header: nothing to join, the head goes out as given.
+  if (isEmpty(features)) return head
   if (isHeaderRecord(head)) return joinFeatureHeaderList(headerList(head), features, res)
   if (isFlatHeaderList(head)) joinFeatureHeaderList(head, features, res)
   else applyFeatureHeaders(res, features)
@@ -120,6 +122,11 @@ export function joinFeatureHeaderList(list: unknown[], features: ResponseHeaders
     } else if (own === -1 && !res.hasHeader(name)) list.push(name, features[name])
   }
   return list
+}
+
+function isEmpty(record: ResponseHeaders): boolean {
+  for (const _ in record) return false
+  return true
 }
 
 /** True for writeHead's flat `[name, value, ...]` form (not the `[[name, value], ...]` one). */

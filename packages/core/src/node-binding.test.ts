@@ -206,7 +206,7 @@ describe('bindResponse', () => {
       poweredBy,
       { name: 'cookie', onRequest: (ex) => ex.setHeader('set-cookie', 'f=1') },
       { name: 'finish', onResponse: (ex, info) => void finished.push(`${ex.path}:${info.status}:${info.responseBytes}`) },
-    ])
+    ], { echoRequestId: true })
     const bind = createNodeBinding(pipeline)
     // What express does: one prototype per app, set on every response before the middleware runs.
     const { ServerResponse: Plain } = await import('node:http')

@@ -71,6 +71,7 @@ describe('pipeline over real HTTP', () => {
         { method: 'GET', path: '/json-typed', handler: (_q, _s, ctx) => ctx.json(201, { a: 1 }, { 'Content-Type': 'application/vnd.ri+json', 'X-Request-Id': 'mine' }) },
         { method: 'GET', path: '/json', handler: (_q, _s, ctx) => ctx.json(200, ['é']) },
       ],
+      { echoRequestId: true },
     )
     const a = await call(port, '/send')
     expect(a.body).toBe('héllo')
@@ -168,7 +169,7 @@ describe('pipeline over real HTTP', () => {
       onRequest: (ex) => ex.timings.add('cache', 0.2, 'hit'),
       onHeaders: (ex) => ex.setHeader('server-timing', renderServerTiming(ex.timings.entries, ex.elapsed())),
     }
-    const { port } = await serve([feature], [{ method: 'GET', path: '/', handler: (_q, res) => void res.end('hi') }])
+    const { port } = await serve([feature], [{ method: 'GET', path: '/', handler: (_q, res) => void res.end('hi') }], { echoRequestId: true })
     const reply = await call(port, '/', { 'x-request-id': 'abc-123' })
     expect(reply.headers['server-timing']).toMatch(/^cache;dur=0\.2;desc="hit", total;dur=[\d.]+$/)
     expect(reply.headers['x-request-id']).toBe('abc-123')
@@ -182,7 +183,7 @@ describe('pipeline over real HTTP', () => {
       { method: 'GET', path: '/both', handler: (_q, res) => (res.setHeader('set-cookie', 'session=1'), void res.end()) },
       { method: 'GET', path: '/feature-only', handler: (_q, res) => void res.end() },
       { method: 'GET', path: '/other', handler: (_q, res) => (res.setHeader('x-request-id', 'mine'), void res.end()) },
-    ])
+    ], { echoRequestId: true })
     expect((await call(port, '/both')).headers['set-cookie']).toEqual(['session=1', 'ri_lsn=abc; HttpOnly'])
     expect((await call(port, '/feature-only')).headers['set-cookie']).toEqual(['ri_lsn=abc; HttpOnly'])
     // Ordinary headers: the handler's value wins.
@@ -258,12 +259,43 @@ describe('pipeline over real HTTP', () => {
     const uuid = createPipeline([], { generateRequestId: () => '0f8fad5b-d9cb-469f-a165-70867728950e' })
     expect(uuid.exchange({ method: 'GET', url: '/', headers: {} }).requestId).toBe('0f8fad5b-d9cb-469f-a165-70867728950e')
     expect(uuid.exchange({ method: 'GET', url: '/', headers: { 'x-request-id': 'abc' } }).requestId).toBe('abc')
-    const bad = createPipeline([], { generateRequestId: () => 'a\r\nSet-Cookie: x=1', logger })
+    const bad = createPipeline([], { generateRequestId: () => 'a\r\nSet-Cookie: x=1', logger, echoRequestId: true })
     const ex = bad.exchange({ method: 'GET', url: '/', headers: {} })
     expect(ex.requestId).toMatch(/^[0-9a-f]{12}-[0-9a-z]+$/)
     expect(ex.responseHeaders['x-request-id']).toBe(ex.requestId)
     bad.exchange({ method: 'GET', url: '/', headers: {} })
     expect(warnings).toHaveLength(1) // once per episode, not once per request
+  })
+
+  it('makes a request id only when something reads it, and keeps it from then on', () => {
+    let made = 0
+    const pipeline = createPipeline([], { generateRequestId: () => `id-${++made}` })
+    const unread = pipeline.exchange({ method: 'GET', url: '/', headers: {} })
+    pipeline.finish(unread, { status: 200 })
+    expect(made).toBe(0)
+    const read = pipeline.exchange({ method: 'GET', url: '/', headers: {} })
+    expect(read.requestId).toBe('id-1')
+    expect(read.requestId).toBe('id-1')
+    expect(made).toBe(1)
+    expect(read.responseHeaders['x-request-id']).toBeUndefined() // not echoed unless asked
+    const inbound = pipeline.exchange({ method: 'GET', url: '/', headers: { 'x-request-id': 'from-client' } })
+    expect(inbound.requestId).toBe('from-client')
+    expect(made).toBe(1)
+    const echoing = createPipeline([], { generateRequestId: () => `echo-${++made}` })
+    const ex = echoing.exchange({ method: 'GET', url: '/', headers: {} })
+    expect(ex.responseHeaders['x-request-id']).toBeUndefined()
+    const echoed = createPipeline([], { generateRequestId: () => `echo-${++made}`, echoRequestId: true }).exchange({ method: 'GET', url: '/', headers: {} })
+    expect(echoed.responseHeaders['x-request-id']).toBe(echoed.requestId)
+  })
+
+  it('resolves the client address when first read, through trustProxy', () => {
+    const trusting = createPipeline([], { trustProxy: 'loopback' })
+    const ex = trusting.exchange({ method: 'GET', url: '/', headers: { 'x-forwarded-for': '203.0.113.9' }, remoteAddress: '127.0.0.1' })
+    expect(ex.remoteAddress).toBe('127.0.0.1')
+    expect(ex.ip).toBe('203.0.113.9')
+    expect(ex.ip).toBe('203.0.113.9')
+    const direct = createPipeline([]).exchange({ method: 'GET', url: '/', headers: { 'x-forwarded-for': '203.0.113.9' }, remoteAddress: '198.51.100.4' })
+    expect(direct.ip).toBe('198.51.100.4')
   })
 
   it('maps unknown methods to _OTHER', () => {

@@ -130,7 +130,7 @@ describe('@ri/fastify riPlugin', () => {
     }
     const route = (n: string): Feature => ({ name: n, onHeaders: (ex) => void (order.push(n), ex.setHeader(`x-${n}`, '1')) })
     const app = Fastify()
-    await app.register(riPlugin, { features: [global] })
+    await app.register(riPlugin, { features: [global], echoRequestId: true })
     app.get('/h', { config: withFeatures(route('r1')) }, async (req, reply) => {
       const later = await applyFeatures(req, [route('r2')])
       expect(later).toBeUndefined()

@@ -21,7 +21,7 @@ describe('@ri/hono on @hono/node-server: feature headers in the written head', (
       },
     }
     const app = new Hono()
-    app.use(ri({ features: [feature] }))
+    app.use(ri({ features: [feature], echoRequestId: true }))
     app.get('/both', (c) => {
       c.header('X-Dup', 'handler')
       c.header('Set-Cookie', 'handler=1; Path=/')
@@ -63,7 +63,7 @@ describe('@ri/hono on @hono/node-server: feature headers in the written head', (
       },
     }
     const app = new Hono()
-    app.use(ri({ features: [feature] }))
+    app.use(ri({ features: [feature], echoRequestId: true }))
     const server = createAdaptorServer({ fetch: app.fetch }) as Server
     server.listen(0, '127.0.0.1')
     await once(server, 'listening')

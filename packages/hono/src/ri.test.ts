@@ -14,7 +14,7 @@ describe('@ri/hono ri() without Node bindings (app.fetch)', () => {
     const seen: Array<{ route: string | undefined; status: number }> = []
     events.on('http.request', (e) => seen.push({ route: e.route, status: e.status }))
     const app = new Hono()
-    app.use(ri({ events, getRemoteAddress: () => '198.51.100.4' }))
+    app.use(ri({ events, getRemoteAddress: () => '198.51.100.4', echoRequestId: true }))
     const users = new Hono()
     users.get('/:id', (c) => c.json({ id: c.req.param('id'), ip: getExchange(c)?.ip }))
     app.route('/users', users)

@@ -77,8 +77,8 @@ export function runConformance(name: string, start: StartSetup, kit?: Conformanc
     let base = ''
 
     beforeAll(async () => {
-      server = await start(conformanceRoutes(probe), { features: globalFeatures(probe, false), events: probe.bus })
-      proxied = await start(conformanceRoutes(trusted), { features: globalFeatures(trusted, true), events: trusted.bus, trustProxy: 'loopback' })
+      server = await start(conformanceRoutes(probe), { features: globalFeatures(probe, false), events: probe.bus, echoRequestId: true })
+      proxied = await start(conformanceRoutes(trusted), { features: globalFeatures(trusted, true), events: trusted.bus, trustProxy: 'loopback', echoRequestId: true })
       base = server.url
     })
     afterAll(async () => {

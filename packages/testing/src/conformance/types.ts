@@ -101,6 +101,8 @@ export interface ConformanceRiOptions {
   readonly features?: readonly FeatureLike[]
   readonly events?: EventsLike
   readonly trustProxy?: 'loopback' | boolean
+  /** The suite turns the request-id echo on to check it (off by default). */
+  readonly echoRequestId?: boolean
   /** Objects built by the kit's factories (feature scenarios only). */
   readonly metrics?: unknown
   readonly throttle?: unknown
