@@ -22,6 +22,7 @@ export {
   ipVersion,
   ipKey,
   type IpKeyOptions,
+  peerAddress,
 } from './ip.js'
 export { resolveRequestId, isSafeRequestId, generateRequestId } from './request-id.js'
 export { Timings, type TimingEntry, renderServerTiming } from './server-timing.js'

@@ -1,6 +1,8 @@
+import { once } from 'node:events'
+import net from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { RiConfigError } from './errors.js'
-import { createIpResolver, ipKey, ipVersion, normalizeIp } from './ip.js'
+import { createIpResolver, ipKey, ipVersion, normalizeIp, peerAddress } from './ip.js'
 
 describe('normalizeIp', () => {
   it.each([
@@ -111,5 +113,66 @@ describe('createIpResolver', () => {
     expect(() => createIpResolver({ trustProxy: ['not a cidr'] })).toThrow(/loopback, linklocal, uniquelocal/)
     expect(() => createIpResolver({ trustProxy: -1 })).toThrow(RiConfigError)
     expect(() => createIpResolver({ header: 'x-real-ip' as never })).toThrow(/'x-forwarded-for', 'forwarded'/)
+  })
+})
+
+describe('peerAddress', () => {
+  it("reads a real socket's address once, keeps it after the socket closed, and tells sockets apart", async () => {
+    const accepted: net.Socket[] = []
+    const server = net.createServer((s) => accepted.push(s))
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const { port } = server.address() as net.AddressInfo
+    try {
+      const a = net.connect(port, '127.0.0.1')
+      const b = net.connect(port, '127.0.0.1')
+      await Promise.all([once(a, 'connect'), once(b, 'connect')])
+      await expect.poll(() => accepted.length).toBe(2)
+      const [sa, sb] = accepted as [net.Socket, net.Socket]
+      expect(peerAddress(sa)).toBe('127.0.0.1')
+      expect(peerAddress(sb)).toBe('127.0.0.1')
+      // The client side sees the server's address: a cache keyed on the socket, not shared.
+      expect(peerAddress(a)).toBe('127.0.0.1')
+      expect(a.remotePort).toBe(port)
+      // Remembered on the socket: later requests of the connection read it from there, also after it closed.
+      expect(Object.getOwnPropertySymbols(sa).map(String)).toContain('Symbol(ri.peerAddress)')
+      sa.destroy()
+      await once(sa, 'close')
+      expect(peerAddress(sa)).toBe('127.0.0.1')
+      a.destroy()
+      b.destroy()
+    } finally {
+      for (const s of accepted) s.destroy()
+      server.close()
+    }
+  })
+
+  it('a socket that closed before anyone read it gives undefined, and nothing is remembered', async () => {
+    const accepted: net.Socket[] = []
+    const server = net.createServer((s) => accepted.push(s))
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    try {
+      const c = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
+      await once(c, 'connect')
+      await expect.poll(() => accepted.length).toBe(1)
+      const s = accepted[0]!
+      s.destroy()
+      await once(s, 'close')
+      expect(peerAddress(s)).toBeUndefined()
+      expect(Object.getOwnPropertySymbols(s).map(String)).not.toContain('Symbol(ri.peerAddress)')
+      c.destroy()
+    } finally {
+      server.close()
+    }
+  })
+
+  it('takes missing and frozen stand-ins', () => {
+    expect(peerAddress(undefined)).toBeUndefined()
+    expect(peerAddress(null)).toBeUndefined()
+    expect(peerAddress({})).toBeUndefined()
+    const frozen = Object.freeze({ remoteAddress: '203.0.113.7' })
+    expect(peerAddress(frozen)).toBe('203.0.113.7')
+    expect(peerAddress(frozen)).toBe('203.0.113.7')
   })
 })

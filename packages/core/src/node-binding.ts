@@ -4,6 +4,7 @@ import type { Feature, MaybePromise, Pipeline } from './pipeline.js'
 import { type FeatureSet, featureSet } from './route-features.js'
 import { addRouteHeaders, bindResponse, writeAnswer } from './node.js'
 import { captureBody } from './node-capture.js'
+import { peerAddress } from './ip.js'
 
 /**
  * What `createNodeBinding()` leaves on a node request, for route-level features applied later
@@ -99,7 +100,7 @@ export function createNodeBinding(
       query: q === -1 ? '' : url.slice(q + 1),
       route: routeOf?.(req, path),
       headers: req.headers,
-      remoteAddress: req.socket.remoteAddress,
+      remoteAddress: peerAddress(req.socket),
     })
     const st: NodeRequestState = { pipeline, exchange: ex, answered: false }
     states.set(req, st)

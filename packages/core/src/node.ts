@@ -4,6 +4,7 @@ import { beginSend, endSend } from './send-contract.js'
 import type { Pipeline } from './pipeline.js'
 import { createRouter } from './router.js'
 import { adoptWriteHeadArgs } from './node-capture.js'
+import { peerAddress } from './ip.js'
 import { findHeader, isHeaderRecord, joinFeatureHead, sameHeaderName } from './head.js'
 
 export { applyFeatureHeaders } from './head.js'
@@ -54,7 +55,7 @@ export function createNodeHandler(pipeline: Pipeline, routes: readonly NodeRoute
       query: q === -1 ? '' : url.slice(q + 1),
       route: match?.route,
       headers: req.headers,
-      remoteAddress: req.socket.remoteAddress,
+      remoteAddress: peerAddress(req.socket),
     })
     bindResponse(pipeline, ex, res)
     const ctx = new Context(pipeline, ex, req, res, match?.params ?? EMPTY_PARAMS, hasSend, match?.value ?? notFound)

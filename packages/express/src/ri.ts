@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { type Answer, createOptionsChecker, createRiPipeline, type Feature, type FeatureSet, featureSet, type MaybePromise, type Pipeline, type RiOptions } from '@ri/core'
+import { type Answer, createOptionsChecker, createRiPipeline, type Feature, type FeatureSet, featureSet, type MaybePromise, type Pipeline, peerAddress, type RiOptions } from '@ri/core'
 import { bindResponse, captureBody, writeAnswer } from '@ri/core/node'
 import compression, { type CompressionOptions } from 'compression'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
@@ -171,7 +171,7 @@ export function ri(options: RiExpressOptions = {}): RiMiddleware {
       query: q === -1 ? '' : url.slice(q + 1),
       route: resolved?.template,
       headers: req.headers,
-      remoteAddress: req.socket.remoteAddress,
+      remoteAddress: peerAddress(req.socket),
     })
     if (attached) {
       const server = (req.socket as { server?: object }).server

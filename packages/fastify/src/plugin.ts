@@ -10,6 +10,7 @@ import {
   featureSet,
   type MaybePromise,
   type Pipeline,
+  peerAddress,
   type ResponseHeaders,
   type RiOptions,
 } from '@ri/core'
@@ -264,7 +265,7 @@ const plugin: FastifyPluginCallback<RiFastifyOptions> = (fastify, options, done)
       url: raw.url,
       route: config?.url,
       headers: raw.headers,
-      remoteAddress: raw.socket.remoteAddress,
+      remoteAddress: peerAddress(raw.socket),
     })
     const compiled = (config as { [kRoute]?: RouteCompiled } | undefined)?.[kRoute]
     const st: OwnState = { pipeline, exchange: ex, route: undefined, answered: false, request, reply, sendHook: globalSend || compiled?.set?.hasSend === true }

@@ -12,6 +12,7 @@ import {
   joinFeatureHead,
   type MaybePromise,
   type Pipeline,
+  peerAddress,
   type ResponseHeaders,
   type RiOptions,
 } from '@ri/core'
@@ -364,7 +365,7 @@ export function ri(options: RiHonoOptions = {}): RiMiddleware {
       query,
       route: routeOf(c),
       headers: headersOf(c, env),
-      remoteAddress: getRemoteAddress ? getRemoteAddress(c) : env?.incoming?.socket?.remoteAddress,
+      remoteAddress: getRemoteAddress ? getRemoteAddress(c) : peerAddress(env?.incoming?.socket),
     })
     const st: RiState = { pipeline, exchange: ex, route: undefined, answered: false, deps }
     c.set('ri', st)
