@@ -267,6 +267,57 @@ describe('bindResponse', () => {
     expect(finished).toEqual(['/plain:200:2', '/plain:200:2', '/plain:200:2', '/writehead:201:4', '/patched-before:200:2', '/plain:200:2'])
   })
 
+  it('responses of a swapped prototype: the finish comes through the prototype emit hook (no listener per response), with the status written and aborted when the client left mid-body', async () => {
+    const finished: string[] = []
+    const bind = createNodeBinding(createPipeline([{ name: 'finish', onResponse: (ex, info) => void finished.push(`${ex.path}:${info.status}:${info.aborted}`) }]))
+    const { ServerResponse: Plain } = await import('node:http')
+    const appResponse = Object.create(Plain.prototype) as object
+    const added: number[] = []
+    const seen: string[] = []
+    server = createServer((req, res) => {
+      Object.setPrototypeOf(res, appResponse)
+      const before = res.listenerCount('close') + res.listenerCount('finish')
+      bind(req, res, () => {
+        added.push(res.listenerCount('close') + res.listenerCount('finish') - before)
+        // the application's own listeners still hear every event, with its arguments
+        res.on('finish', (...args: unknown[]) => void seen.push(`finish:${req.url}:${args.length}`))
+        res.on('close', () => void seen.push(`close:${req.url}`))
+        if (req.url === '/late-status') {
+          res.writeHead(201, { 'content-type': 'text/plain' })
+          res.statusCode = 599 // too late: the head went out with 201
+          res.end('x')
+        } else if (req.url === '/abort') {
+          res.writeHead(200, { 'content-type': 'text/plain' })
+          res.write('partial') // never ended: the client goes away
+        } else {
+          res.setHeader('content-type', 'text/plain')
+          res.end('ok')
+        }
+      })
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const port = (server.address() as AddressInfo).port
+    expect((await call(port, '/ok')).body).toBe('ok')
+    expect((await call(port, '/late-status')).status).toBe(201)
+    await new Promise<void>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/abort' }, (res) => {
+        res.once('data', () => {
+          req.destroy()
+          resolve()
+        })
+      })
+      req.on('error', () => {})
+      req.setTimeout(5000, () => reject(new Error('no body')))
+      req.end()
+    })
+    for (let i = 0; i < 100 && finished.length < 3; i++) await new Promise((done) => setTimeout(done, 10))
+    expect(finished).toEqual(['/ok:200:false', '/late-status:201:false', '/abort:200:true'])
+    expect(added).toEqual([0, 0, 0])
+    expect(Object.getOwnPropertyNames(appResponse)).toEqual(expect.arrayContaining(['writeHead', 'emit']))
+    expect(seen).toEqual(['finish:/ok:0', 'close:/ok', 'finish:/late-status:0', 'close:/late-status', 'close:/abort'])
+  })
+
   it('route-level onHeaders run before the global ones, in the order applied, without a property added to the response', async () => {
     const order: string[] = []
     const tag = (n: string): Feature => ({ name: n, onHeaders: (ex) => void (order.push(n), ex.setHeader(`x-${n}`, '1')) })

@@ -210,8 +210,14 @@ interface Bound {
   own: unknown[] | undefined
   /** Route-level units whose onHeaders run before the global ones (see `addRouteHeaders`). */
   routes: Pipeline[] | undefined
+  /** The status the head went out with (what `res.statusCode` reads then, without the read). */
+  status: number | undefined
+  /** The finish is seen through the prototype's `emit` hook (see `protoHooksOf`), not a listener. */
+  viaEmit: boolean
+  /** 'finish' was emitted: everything was handed to the socket (what `writableFinished` tells). */
+  flushed: boolean
 }
-const newBound = (pipeline: Pipeline, ex: Exchange, writeHead: ServerResponse['writeHead'], viaProto: boolean): Bound => ({
+const newBound = (pipeline: Pipeline, ex: Exchange, writeHead: ServerResponse['writeHead'], viaProto: boolean, viaEmit = false): Bound => ({
   pipeline,
   ex,
   writeHead,
@@ -220,6 +226,9 @@ const newBound = (pipeline: Pipeline, ex: Exchange, writeHead: ServerResponse['w
   length: undefined,
   own: undefined,
   routes: undefined,
+  status: undefined,
+  viaEmit,
+  flushed: false,
 })
 const kBound = Symbol('ri.bound')
 type WithBound = ServerResponse & { [kBound]?: Bound }
@@ -227,10 +236,18 @@ type WithBound = ServerResponse & { [kBound]?: Bound }
 // Responses whose prototype a framework swaps in per request (Express sets app.response as the
 // prototype of every response): adding a property to one of those goes through V8's slow path
 // on every request (a new hidden class each time, about 50,000 instructions per request for
-// ri's two). Their state lives beside them, and writeHead is hooked once on the prototype.
+// ri's two). Their state lives beside them, and writeHead and emit are hooked once on the
+// prototype. Such a response also gets a new hidden class of its own, so every property V8 has
+// not yet looked up on it (an `on`, a `writableFinished`) misses its inline caches: the emit hook
+// sees 'finish' and 'close' without a listener, and the status comes from writeHead's argument.
 const protoBound = new WeakMap<ServerResponse, Bound>()
 type WriteHead = ServerResponse['writeHead']
-const protoHooks = new WeakMap<object, PrototypeHook<WriteHead>>()
+type Emit = ServerResponse['emit']
+interface ProtoHooks {
+  readonly writeHead: PrototypeHook<WriteHead>
+  readonly emit: PrototypeHook<Emit>
+}
+const protoHooks = new WeakMap<object, ProtoHooks>()
 const PLAIN = ServerResponse.prototype
 
 /** The ri state of a bound response. */
@@ -269,13 +286,14 @@ export function hookPrototypeMethod<F extends (...args: never[]) => unknown>(pro
 }
 
 /**
- * ri's writeHead on a response prototype (installed once): joins ri's headers for the responses
- * bound through it, and passes every other call to the writeHead it shadows.
+ * ri's writeHead and emit on a response prototype (installed once). writeHead joins ri's headers
+ * for the responses bound through it; emit reports their finish ('finish', then 'close'; an
+ * aborted response only emits 'close'). Every other call goes to the method each shadows.
  */
-function protoHook(proto: object): PrototypeHook<WriteHead> {
+function protoHooksOf(proto: object): ProtoHooks {
   let known = protoHooks.get(proto)
   if (known === undefined) {
-    known = hookPrototypeMethod<WriteHead>(
+    const writeHead = hookPrototypeMethod<WriteHead>(
       proto,
       'writeHead',
       (parent) =>
@@ -289,6 +307,23 @@ function protoHook(proto: object): PrototypeHook<WriteHead> {
           return writeHeadWith(this, b, status, reason, headers)
         } as WriteHead,
     )
+    const emit = hookPrototypeMethod<Emit>(
+      proto,
+      'emit',
+      (parent) =>
+        function riEmit(this: ServerResponse, event: string | symbol): boolean {
+          if (event === 'finish' || event === 'close') {
+            const b = protoBound.get(this)
+            if (b !== undefined && b.viaEmit) {
+              if (event === 'finish') b.flushed = true
+              else b.pipeline.finish(b.ex, finishInfo(this, b))
+            }
+          }
+          // Every argument passed on as given, without a rest array per event.
+          return (parent() as (...args: unknown[]) => boolean).apply(this, arguments as unknown as unknown[])
+        } as Emit,
+    )
+    known = { writeHead, emit }
     protoHooks.set(proto, known)
   }
   return known
@@ -321,13 +356,16 @@ function writeHeadWith(res: ServerResponse, b: Bound, status: unknown, reason: u
   if (isHeaderRecord(head)) b.length = Number(findHeader(head, 'content-length')) || undefined
   head = joinFeatureHead(res, head, b.ex.responseHeaders)
   const write = b.writeHead as unknown as WriteHeadFn
-  return named ? write.call(res, status, reason, head) : head === undefined ? write.call(res, status) : write.call(res, status, head)
+  const out = named ? write.call(res, status, reason, head) : head === undefined ? write.call(res, status) : write.call(res, status, head)
+  // Node took it (it throws on a bad one) as `status | 0`, the statusCode the head carries.
+  b.status = (status as number) | 0
+  return out
 }
 
 // A Content-Length given to writeHead wins over one set with setHeader (Node writes the former).
 const finishInfo = (res: ServerResponse, b: Bound) => ({
-  status: res.statusCode,
-  aborted: !res.writableFinished,
+  status: b.status ?? res.statusCode,
+  aborted: b.viaEmit ? !b.flushed : !res.writableFinished,
   responseBytes: b.length ?? (Number(res.getHeader('content-length')) || undefined),
 })
 
@@ -358,12 +396,14 @@ export function bindResponse(pipeline: Pipeline, ex: Exchange, res: ServerRespon
       return
     }
   } else if (proto !== null) {
-    const { hook, parent } = protoHook(proto)
+    const hooks = protoHooksOf(proto)
+    const { hook, parent } = hooks.writeHead
     // Unless something before ri put a writeHead of its own on this response (it would call the
     // one it found, which may predate the hook), or ri is bound to it already.
     if (hook !== null && res.writeHead === hook && !protoBound.has(res)) {
-      protoBound.set(res, newBound(pipeline, ex, parent(), true))
-      res.on('close', finishOnCloseProto)
+      const viaEmit = hooks.emit.hook !== null
+      protoBound.set(res, newBound(pipeline, ex, parent(), true, viaEmit))
+      if (!viaEmit) res.on('close', finishOnCloseProto)
       return
     }
   }

@@ -165,16 +165,19 @@ export function ri(options: RiExpressOptions = {}): RiMiddleware {
     const path = q === -1 ? url : url.slice(0, q)
     const method = req.method
     const resolved = resolve(req.app, method, path)
+    // One read of each: an Express request has a hidden class of its own (its prototype is set per
+    // request), so every property read on it that V8 has not seen yet misses its inline cache.
+    const socket = req.socket
     const ex = pipeline.exchange({
       method,
       path,
       query: q === -1 ? '' : url.slice(q + 1),
       route: resolved?.template,
       headers: req.headers,
-      remoteAddress: peerAddress(req.socket),
+      remoteAddress: peerAddress(socket),
     })
     if (attached) {
-      const server = (req.socket as { server?: object }).server
+      const server = (socket as { server?: object }).server
       if (server && !attached.has(server)) {
         attached.add(server)
         health!.attach!(server)
