@@ -50,7 +50,9 @@ function findHeaderName(record: Readonly<Record<string, unknown>>, lowerName: st
 export function applyFeatureHeaders(res: HeaderHolder & { setHeader(name: string, value: string | string[]): unknown }, headers: ResponseHeaders): void {
   for (const name in headers) {
     const value = headers[name]!
-    if (!res.hasHeader(name)) res.setHeader(name, value)
+    // getHeader, not hasHeader: one method name fewer for V8 to look up on a response that has a
+    // hidden class of its own (Express's), where the first lookup of each name misses its cache.
+    if (res.getHeader(name) === undefined) res.setHeader(name, value)
     else if (name === 'set-cookie') res.setHeader(name, [...toList(res.getHeader(name)), ...toList(value)])
   }
 }
@@ -119,7 +121,7 @@ export function joinFeatureHeaderList(list: unknown[], features: ResponseHeaders
     if (name === 'set-cookie') {
       if (own !== -1) list[own + 1] = [...toList(list[own + 1]), ...toList(features[name])]
       else list.push(name, [...toList(res.getHeader(name)), ...toList(features[name])])
-    } else if (own === -1 && !res.hasHeader(name)) list.push(name, features[name])
+    } else if (own === -1 && res.getHeader(name) === undefined) list.push(name, features[name])
   }
   return list
 }
