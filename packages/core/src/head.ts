@@ -2,7 +2,7 @@ import type { ResponseHeaders } from './exchange.js'
 
 /** What `mergeFeatureHeaders` reads of a response that may already carry headers (Node's `ServerResponse`, duck-typed). */
 export interface HeaderHolder {
-  hasHeader(name: string): boolean
+  /** The header's value, undefined when it is not set (presence is read through this alone). */
   getHeader(name: string): unknown
 }
 
