@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import type { Server } from 'node:http'
+import { request, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Feature } from '@ri/core'
 import { createAdaptorServer } from '@hono/node-server'
@@ -83,6 +83,60 @@ describe('@ri/hono on @hono/node-server: feature headers in the written head', (
       const c = await fetch(`${base}/cookies`)
       expect(c.headers.getSetCookie()).toEqual(['a=1; Path=/', 'b=2; Path=/'])
       expect(await c.text()).toBe('cookies')
+    } finally {
+      server.closeAllConnections()
+      server.close()
+    }
+  })
+
+  it('the finish comes through the response emit: no listener per response, the status written, aborted when the client left, the app hears every event', async () => {
+    const finished: string[] = []
+    const added: number[] = []
+    const seen: string[] = []
+    const app = new Hono<{ Bindings: { outgoing: ServerResponse }; Variables: { before: number } }>()
+    const listeners = (res: ServerResponse) => res.listenerCount('close') + res.listenerCount('finish')
+    app.use(async (c, next) => {
+      c.set('before', listeners(c.env.outgoing))
+      await next()
+    })
+    app.use(ri({ features: [{ name: 'finish', onResponse: (ex, info) => void finished.push(`${ex.path}:${info.status}:${info.aborted}`) }] }))
+    app.use(async (c, next) => {
+      const res = c.env.outgoing
+      added.push(listeners(res) - c.get('before'))
+      res.on('finish', (...args: unknown[]) => void seen.push(`finish:${c.req.path}:${args.length}`))
+      res.on('close', () => void seen.push(`close:${c.req.path}`))
+      await next()
+    })
+    app.get('/ok', (c) => c.text('ok', 201))
+    app.get('/abort', (c) => {
+      // a body that never ends: the client goes away after the first chunk
+      const body = new ReadableStream({ start: (ctl) => ctl.enqueue(new TextEncoder().encode('partial')) })
+      return c.body(body, 200, { 'content-type': 'text/plain' })
+    })
+    const server = createAdaptorServer({ fetch: app.fetch }) as Server
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const port = (server.address() as AddressInfo).port
+    try {
+      const ok = await fetch(`http://127.0.0.1:${port}/ok`)
+      expect(ok.status).toBe(201)
+      expect(await ok.text()).toBe('ok')
+      await new Promise<void>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/abort' }, (res) => {
+          res.once('data', () => {
+            req.destroy()
+            resolve()
+          })
+        })
+        req.on('error', () => {})
+        req.setTimeout(5000, () => reject(new Error('no body')))
+        req.end()
+      })
+      for (let i = 0; i < 100 && finished.length < 2; i++) await new Promise((done) => setTimeout(done, 10))
+      expect(finished).toEqual(['/ok:201:false', '/abort:200:true'])
+      expect(added).toEqual([0, 0])
+      expect(seen).toEqual(expect.arrayContaining(['finish:/ok:0', 'close:/ok', 'close:/abort']))
+      expect(seen).not.toContain('finish:/abort:0')
     } finally {
       server.closeAllConnections()
       server.close()

@@ -104,7 +104,7 @@ interface NodeBindings {
 interface Outgoing {
   readonly statusCode: number
   readonly writableFinished: boolean
-  on(event: 'close', listener: () => void): unknown
+  emit(event: string | symbol, ...args: unknown[]): boolean
   writeHead(...args: unknown[]): unknown
   hasHeader(name: string): boolean
   setHeader(name: string, value: string | string[]): unknown
@@ -225,7 +225,7 @@ function runOnHeaders(st: RiState): void {
 }
 
 const kOut = Symbol('@ri/hono.outgoing')
-type BoundOutgoing = Outgoing & { [kOut]?: { readonly st: RiState; readonly writeHead: Outgoing['writeHead'] } }
+type BoundOutgoing = Outgoing & { [kOut]?: { readonly st: RiState; readonly writeHead: Outgoing['writeHead']; readonly emit: Outgoing['emit'] } }
 
 // Shared by every response (the state lives on the Node response): no closure per request.
 // writeHead(status, [reason], [headers]) takes its arguments by name: no rest array or `apply`.
@@ -240,9 +240,13 @@ function riWriteHead(this: BoundOutgoing, status: unknown, reason?: unknown, hea
     : b.writeHead.call(this, status, joinFeatureHead(this, reason, features))
 }
 
-function finishOnClose(this: BoundOutgoing): void {
-  const b = this[kOut]
-  if (b !== undefined) b.st.pipeline.finish(b.st.exchange, { status: this.statusCode, aborted: !this.writableFinished })
+// The finish comes through the response's own emit ('close' follows 'finish' on a completed
+// response and is the only event of an aborted one): no listener per response, whose call at
+// emit time would go through Reflect.apply. Every argument is passed on as given.
+function emitOutgoing(this: BoundOutgoing, event: string | symbol, a?: unknown): boolean {
+  const b = this[kOut]!
+  if (event === 'close') b.st.pipeline.finish(b.st.exchange, { status: this.statusCode, aborted: !this.writableFinished })
+  return arguments.length <= 1 ? b.emit.call(this, event) : arguments.length === 2 ? b.emit.call(this, event, a) : b.emit.apply(this, arguments as unknown as [string])
 }
 
 /**
@@ -251,9 +255,9 @@ function finishOnClose(this: BoundOutgoing): void {
  */
 function bindOutgoing(st: RiState, out: Outgoing): void {
   const o = out as BoundOutgoing
-  o[kOut] = { st, writeHead: out.writeHead }
+  o[kOut] = { st, writeHead: out.writeHead, emit: out.emit }
   o.writeHead = riWriteHead
-  o.on('close', finishOnClose)
+  ;(o as { emit: Outgoing['emit'] }).emit = emitOutgoing
 }
 
 /** Off Node: runs onHeaders (route-level first) and applies the exchange's headers to `c.res`. */
@@ -370,7 +374,7 @@ export function ri(options: RiHonoOptions = {}): RiMiddleware {
     const st: RiState = { pipeline, exchange: ex, route: undefined, answered: false, deps }
     c.set('ri', st)
     const out = env?.outgoing
-    const node = out !== undefined && typeof out.writeHead === 'function' && typeof out.on === 'function'
+    const node = out !== undefined && typeof out.writeHead === 'function' && typeof out.emit === 'function'
     if (node) bindOutgoing(st, out)
     if (attached) {
       // health.attach() on the Node server the first request arrives on (@hono/node-server)
