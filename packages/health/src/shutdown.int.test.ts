@@ -30,6 +30,76 @@ async function setup(shutdown: ShutdownOptions, routes: NodeRoute[] = [workRoute
 }
 
 describe('graceful shutdown (in process)', () => {
+  it('counts in-flight responses without a listener per response: completed, aborted, and ones whose prototype is swapped later (Express), whose prototype emit still runs', async () => {
+    const health = createHealth({ shutdown: { signals: [], exit: () => {} } })
+    cleanup.push(() => health.close())
+    const appResponse = Object.create(http.ServerResponse.prototype) as http.ServerResponse
+    const protoCloses: string[] = []
+    appResponse.emit = function (this: http.ServerResponse, event: string | symbol, ...args: unknown[]) {
+      if (event === 'close') protoCloses.push(String(this.req.url))
+      return http.ServerResponse.prototype.emit.call(this, event, ...args)
+    } as http.ServerResponse['emit']
+    const added: number[] = []
+    const during: number[] = []
+    const heard: string[] = []
+    const server = http.createServer((req, res) => {
+      if (req.url === '/swapped') Object.setPrototypeOf(res, appResponse)
+      added.push(res.listenerCount('close') + res.listenerCount('finish'))
+      during.push(health.inFlight)
+      res.on('finish', (...args: unknown[]) => void heard.push(`finish:${req.url}:${args.length}`))
+      if (req.url === '/abort') {
+        res.writeHead(200, { 'content-type': 'text/plain' })
+        res.write('partial') // never ended: the client goes away
+        return
+      }
+      res.end('ok')
+    })
+    const detach = health.attach(server)
+    server.listen(0, '127.0.0.1')
+    await new Promise((r) => server.once('listening', r))
+    cleanup.push(() => new Promise((r) => server.close(r)), detach)
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+    expect((await get(`${url}/ok`)).body).toBe('ok')
+    expect((await get(`${url}/swapped`)).body).toBe('ok')
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request(`${url}/abort`, (res) => {
+        res.once('data', () => {
+          req.destroy()
+          resolve()
+        })
+      })
+      req.on('error', () => {})
+      req.setTimeout(5000, () => reject(new Error('no body')))
+      req.end()
+    })
+    for (let i = 0; i < 100 && health.inFlight !== 0; i++) await sleep(10)
+    expect(health.inFlight).toBe(0)
+    expect(during).toEqual([1, 1, 1])
+    expect(added).toEqual([1, 1, 1]) // node's own 'finish' listener, nothing of health's
+    expect(protoCloses).toEqual(['/swapped'])
+    expect(heard).toEqual(['finish:/ok:0', 'finish:/swapped:0'])
+  })
+
+  it('two health instances attached to one server both count every response (their emits chain)', async () => {
+    const a = createHealth({ shutdown: { signals: [], exit: () => {} } })
+    const b = createHealth({ shutdown: { signals: [], exit: () => {} } })
+    cleanup.push(() => a.close(), () => b.close())
+    const seen: Array<[number, number]> = []
+    const server = http.createServer((_req, res) => {
+      seen.push([a.inFlight, b.inFlight])
+      res.end('ok')
+    })
+    cleanup.push(a.attach(server), b.attach(server))
+    server.listen(0, '127.0.0.1')
+    await new Promise((r) => server.once('listening', r))
+    cleanup.push(() => new Promise((r) => server.close(r)))
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+    for (let i = 0; i < 3; i++) expect((await get(`${url}/`)).body).toBe('ok')
+    for (let i = 0; i < 100 && a.inFlight + b.inFlight !== 0; i++) await sleep(10)
+    expect(seen).toEqual([[1, 1], [1, 1], [1, 1]])
+    expect([a.inFlight, b.inFlight]).toEqual([0, 0])
+  })
+
   it('drains under constant keep-alive and new-connection load with zero failed requests', async () => {
     const { health, srv, exits } = await setup({ drainDelayMs: 500, timeoutMs: 5_000 })
     const order: string[] = []

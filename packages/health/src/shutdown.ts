@@ -40,9 +40,20 @@ interface Hook {
 
 interface Tracked {
   readonly server: AttachableServer
-  readonly responses: Set<ServerResponse>
+  /** Calls `fn` on every response of this server still in flight. */
+  eachResponse(fn: (res: ServerResponse) => void): void
   readonly sockets: Set<Socket>
   detach(): void
+}
+
+/** An in-flight response in its server's list (doubly linked: O(1) in and out, no hashing). */
+interface InFlight {
+  readonly res: ServerResponse
+  prev: InFlight | undefined
+  next: InFlight | undefined
+  linked: boolean
+  /** An emit the response had as its own property before ours (undefined: its prototype's, looked up at call time). */
+  readonly emit: ServerResponse['emit'] | undefined
 }
 
 export interface ShutdownCoordinator {
@@ -84,21 +95,43 @@ export function createShutdown(ctx: ShutdownContext): ShutdownCoordinator {
     if (!server || typeof server.prependListener !== 'function' || typeof server.close !== 'function') {
       throw new RiConfigError({ option: 'health.attach(server)', received: server, accepted: 'a node:http or node:https Server' })
     }
-    const responses = new Set<ServerResponse>()
+    // In-flight responses: a list linked through an entry on each response (a symbol of this
+    // attach), and the response's 'close' heard through an emit of its own (one function per
+    // attach): no listener per response, whose call at emit time would go through Reflect.apply,
+    // and no Set entry, whose identity hash and rehashing cost more than the two links.
     const sockets = new Set<Socket>()
-    // One listener for every response of this server ('close' fires once per response): no
-    // closure per request.
-    const onResponseClose = function (this: ServerResponse) {
-      inFlight--
-      responses.delete(this)
-      // A response whose head went out before draining kept its socket alive: close it once idle.
-      if (closing) setImmediate(() => server.closeIdleConnections?.())
+    const kEntry = Symbol('ri.health.inFlight')
+    type WithEntry = ServerResponse & { [kEntry]?: InFlight }
+    let first: InFlight | undefined
+    const unlink = (e: InFlight) => {
+      e.linked = false
+      if (e.prev === undefined) first = e.next
+      else e.prev.next = e.next
+      if (e.next !== undefined) e.next.prev = e.prev
+      e.prev = e.next = undefined
     }
-    const onRequest = (_req: IncomingMessage, res: ServerResponse) => {
+    // 'close' follows 'finish' on a completed response and is the only event of an aborted one.
+    const trackedEmit = function (this: WithEntry, event: string | symbol, a?: unknown): boolean {
+      const e = this[kEntry]!
+      if (event === 'close' && e.linked) {
+        unlink(e)
+        inFlight--
+        // A response whose head went out before draining kept its socket alive: close it once idle.
+        if (closing) setImmediate(() => server.closeIdleConnections?.())
+      }
+      // The prototype's emit is looked up now: Express sets the response's prototype after this
+      // listener ran, and ri hooks emit on that prototype. Every argument is passed on as given.
+      const emit = e.emit ?? (Object.getPrototypeOf(this) as ServerResponse).emit
+      return arguments.length <= 1 ? emit.call(this, event) : arguments.length === 2 ? emit.call(this, event, a) : emit.apply(this, arguments as unknown as [string])
+    }
+    const onRequest = (_req: IncomingMessage, res: WithEntry) => {
       inFlight++
-      responses.add(res)
+      const e: InFlight = { res, prev: undefined, next: first, linked: true, emit: Object.hasOwn(res, 'emit') ? res.emit : undefined }
+      if (first !== undefined) first.prev = e
+      first = e
+      res[kEntry] = e
+      res.emit = trackedEmit as ServerResponse['emit']
       if (draining) markClose(res)
-      res.on('close', onResponseClose)
     }
     const onConnection = (socket: Socket) => {
       sockets.add(socket)
@@ -108,7 +141,9 @@ export function createShutdown(ctx: ShutdownContext): ShutdownCoordinator {
     server.on('connection', onConnection)
     const entry: Tracked = {
       server,
-      responses,
+      eachResponse(fn) {
+        for (let e = first; e !== undefined; e = e.next) fn(e.res)
+      },
       sockets,
       detach() {
         server.removeListener('request', onRequest)
@@ -134,7 +169,7 @@ export function createShutdown(ctx: ShutdownContext): ShutdownCoordinator {
 
   const closeServer = (t: Tracked) =>
     new Promise<void>((resolve) => {
-      for (const res of t.responses) markClose(res)
+      t.eachResponse(markClose)
       // Stops accepting; on Node >= 19 it also closes idle keep-alive sockets.
       t.server.close(() => resolve())
       t.server.closeIdleConnections?.()
@@ -167,7 +202,7 @@ export function createShutdown(ctx: ShutdownContext): ShutdownCoordinator {
     const started = performance.now()
     draining = true
     ctx.onDraining()
-    for (const t of tracked) for (const res of t.responses) markClose(res)
+    for (const t of tracked) t.eachResponse(markClose)
     logger.info({ reason, drainDelayMs: options.drainDelayMs, inFlight }, 'shutting down: readiness fails from now on')
     // Timers below are ref'd on purpose: the shutdown must finish even when nothing else keeps the loop alive.
     if (options.drainDelayMs > 0) await new Promise((r) => setTimeout(r, options.drainDelayMs))
