@@ -46,16 +46,6 @@ interface Tracked {
   detach(): void
 }
 
-/** An in-flight response in its server's list (doubly linked: O(1) in and out, no hashing). */
-interface InFlight {
-  readonly res: ServerResponse
-  prev: InFlight | undefined
-  next: InFlight | undefined
-  linked: boolean
-  /** An emit the response had as its own property before ours (undefined: its prototype's, looked up at call time). */
-  readonly emit: ServerResponse['emit'] | undefined
-}
-
 export interface ShutdownCoordinator {
   readonly started: boolean
   /** Requests in flight on attached servers. */
@@ -95,42 +85,38 @@ export function createShutdown(ctx: ShutdownContext): ShutdownCoordinator {
     if (!server || typeof server.prependListener !== 'function' || typeof server.close !== 'function') {
       throw new RiConfigError({ option: 'health.attach(server)', received: server, accepted: 'a node:http or node:https Server' })
     }
-    // In-flight responses: a list linked through an entry on each response (a symbol of this
-    // attach), and the response's 'close' heard through an emit of its own (one function per
-    // attach): no listener per response, whose call at emit time would go through Reflect.apply,
-    // and no Set entry, whose identity hash and rehashing cost more than the two links.
+    // In-flight responses, and each response's 'close' heard through an emit of its own instead of
+    // a listener per response (whose call at emit time goes through Reflect.apply). A Set, not a
+    // list linked through the entries: a promoted entry would keep young ones alive past scavenges.
+    const responses = new Set<ServerResponse>()
     const sockets = new Set<Socket>()
-    const kEntry = Symbol('ri.health.inFlight')
-    type WithEntry = ServerResponse & { [kEntry]?: InFlight }
-    let first: InFlight | undefined
-    const unlink = (e: InFlight) => {
-      e.linked = false
-      if (e.prev === undefined) first = e.next
-      else e.prev.next = e.next
-      if (e.next !== undefined) e.next.prev = e.prev
-      e.prev = e.next = undefined
-    }
     // 'close' follows 'finish' on a completed response and is the only event of an aborted one.
-    const trackedEmit = function (this: WithEntry, event: string | symbol, a?: unknown): boolean {
-      const e = this[kEntry]!
-      if (event === 'close' && e.linked) {
-        unlink(e)
-        inFlight--
-        // A response whose head went out before draining kept its socket alive: close it once idle.
-        if (closing) setImmediate(() => server.closeIdleConnections?.())
-      }
-      // The prototype's emit is looked up now: Express sets the response's prototype after this
-      // listener ran, and ri hooks emit on that prototype. Every argument is passed on as given.
-      const emit = e.emit ?? (Object.getPrototypeOf(this) as ServerResponse).emit
-      return arguments.length <= 1 ? emit.call(this, event) : arguments.length === 2 ? emit.call(this, event, a) : emit.apply(this, arguments as unknown as [string])
+    const closed = (res: ServerResponse) => {
+      if (!responses.delete(res)) return
+      inFlight--
+      // A response whose head went out before draining kept its socket alive: close it once idle.
+      if (closing) setImmediate(() => server.closeIdleConnections?.())
     }
-    const onRequest = (_req: IncomingMessage, res: WithEntry) => {
+    // The emit it calls on is its prototype's, looked up at each event: Express sets the response's
+    // prototype after this listener ran, and ri hooks emit on that prototype. Every argument is
+    // passed on as given. One function for every response: no closure per request.
+    const trackedEmit = function (this: ServerResponse, event: string | symbol, a?: unknown): boolean {
+      if (event === 'close') closed(this)
+      const emit = (Object.getPrototypeOf(this) as ServerResponse).emit
+      return arguments.length <= 1 ? emit.call(this, event) : arguments.length === 2 ? emit.call(this, event, a) : emit.apply(this, arguments as unknown as [string])
+    } as ServerResponse['emit']
+    const onRequest = (_req: IncomingMessage, res: ServerResponse) => {
       inFlight++
-      const e: InFlight = { res, prev: undefined, next: first, linked: true, emit: Object.hasOwn(res, 'emit') ? res.emit : undefined }
-      if (first !== undefined) first.prev = e
-      first = e
-      res[kEntry] = e
-      res.emit = trackedEmit as ServerResponse['emit']
+      responses.add(res)
+      if (!Object.hasOwn(res, 'emit')) res.emit = trackedEmit
+      else {
+        // An emit of the response's own from before (another health attached to this server): chained.
+        const own = res.emit
+        res.emit = function (this: ServerResponse, event: string | symbol, a?: unknown): boolean {
+          if (event === 'close') closed(this)
+          return arguments.length <= 1 ? own.call(this, event) : arguments.length === 2 ? own.call(this, event, a) : own.apply(this, arguments as unknown as [string])
+        } as ServerResponse['emit']
+      }
       if (draining) markClose(res)
     }
     const onConnection = (socket: Socket) => {
@@ -142,7 +128,7 @@ export function createShutdown(ctx: ShutdownContext): ShutdownCoordinator {
     const entry: Tracked = {
       server,
       eachResponse(fn) {
-        for (let e = first; e !== undefined; e = e.next) fn(e.res)
+        for (const res of responses) fn(res)
       },
       sockets,
       detach() {
