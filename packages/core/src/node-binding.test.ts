@@ -1,6 +1,7 @@
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { leaveMidBody } from '@ri/testing'
 import { afterEach, describe, expect, it } from 'vitest'
 import { compileJson } from './json.js'
 import { applyNodeFeatures, createNodeBinding, nodeStateOf, sendNodeAnswer } from './node-binding.js'
@@ -301,17 +302,7 @@ describe('bindResponse', () => {
     const port = (server.address() as AddressInfo).port
     expect((await call(port, '/ok')).body).toBe('ok')
     expect((await call(port, '/late-status')).status).toBe(201)
-    await new Promise<void>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: '/abort' }, (res) => {
-        res.once('data', () => {
-          req.destroy()
-          resolve()
-        })
-      })
-      req.on('error', () => {})
-      req.setTimeout(5000, () => reject(new Error('no body')))
-      req.end()
-    })
+    await leaveMidBody(`http://127.0.0.1:${port}/abort`)
     for (let i = 0; i < 100 && finished.length < 3; i++) await new Promise((done) => setTimeout(done, 10))
     expect(finished).toEqual(['/ok:200:false', '/late-status:201:false', '/abort:200:true'])
     expect(added).toEqual([0, 0, 0])

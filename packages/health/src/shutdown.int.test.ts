@@ -1,4 +1,5 @@
 import http from 'node:http'
+import { leaveMidBody } from '@ri/testing'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { NodeRoute } from '@ri/core/node'
 import { createHealth, type Health } from './health.js'
@@ -61,17 +62,7 @@ describe('graceful shutdown (in process)', () => {
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`
     expect((await get(`${url}/ok`)).body).toBe('ok')
     expect((await get(`${url}/swapped`)).body).toBe('ok')
-    await new Promise<void>((resolve, reject) => {
-      const req = http.request(`${url}/abort`, (res) => {
-        res.once('data', () => {
-          req.destroy()
-          resolve()
-        })
-      })
-      req.on('error', () => {})
-      req.setTimeout(5000, () => reject(new Error('no body')))
-      req.end()
-    })
+    await leaveMidBody(`${url}/abort`)
     for (let i = 0; i < 100 && health.inFlight !== 0; i++) await sleep(10)
     expect(health.inFlight).toBe(0)
     expect(during).toEqual([1, 1, 1])

@@ -1,9 +1,10 @@
 import { once } from 'node:events'
-import { request, type Server, type ServerResponse } from 'node:http'
+import type { Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Feature } from '@ri/core'
 import { createAdaptorServer } from '@hono/node-server'
 import { Hono } from 'hono'
+import { leaveMidBody } from '@ri/testing'
 import { describe, expect, it } from 'vitest'
 import { ri } from './index.js'
 
@@ -121,17 +122,7 @@ describe('@ri/hono on @hono/node-server: feature headers in the written head', (
       const ok = await fetch(`http://127.0.0.1:${port}/ok`)
       expect(ok.status).toBe(201)
       expect(await ok.text()).toBe('ok')
-      await new Promise<void>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port, path: '/abort' }, (res) => {
-          res.once('data', () => {
-            req.destroy()
-            resolve()
-          })
-        })
-        req.on('error', () => {})
-        req.setTimeout(5000, () => reject(new Error('no body')))
-        req.end()
-      })
+      await leaveMidBody(`http://127.0.0.1:${port}/abort`)
       for (let i = 0; i < 100 && finished.length < 2; i++) await new Promise((done) => setTimeout(done, 10))
       expect(finished).toEqual(['/ok:201:false', '/abort:200:true'])
       expect(added).toEqual([0, 0])

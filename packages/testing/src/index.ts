@@ -79,6 +79,11 @@ export type {
 } from './postgres.js'
 
 export {
+  /** A client that goes away mid-body (destroys its connection after the first body chunk). */
+  leaveMidBody,
+} from './client.js'
+
+export {
   /** A port that is free on 127.0.0.1 right now (listen on 0, then close). */
   getFreePort,
   /** true if the port can be bound now. */
