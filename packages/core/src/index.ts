@@ -40,4 +40,5 @@ export { createRiPipeline, type RiOptions, type FeatureProvider, type MetricsPro
 export { featureSet, type FeatureSet } from './route-features.js'
 export { beginSend, endSend, type SendSnapshot } from './send-contract.js'
 export { applyFeatureHeaders, mergeFeatureHeaders, joinFeatureHeaders, joinFeatureHead, joinFeatureHeaderList, sameHeaderName, isHeaderRecord, type HeaderHolder } from './head.js'
+export { forwardEmit, type EmitFn } from './emit.js'
 export { createDeadlineList, type DeadlineEntry, type DeadlineList, promiseInto, type Settleable } from './deadline.js'

@@ -6,6 +6,7 @@ import { createRouter } from './router.js'
 import { adoptWriteHeadArgs } from './node-capture.js'
 import { peerAddress } from './ip.js'
 import { findHeader, isHeaderRecord, joinFeatureHead, sameHeaderName } from './head.js'
+import { type EmitFn, forwardEmit } from './emit.js'
 
 export { applyFeatureHeaders } from './head.js'
 
@@ -329,8 +330,7 @@ function protoHooksOf(proto: object): ProtoHooks {
               else b.pipeline.finish(b.ex, finishInfo(this, b))
             }
           }
-          // Every argument passed on as given, without a rest array per event.
-          return (parent() as (...args: unknown[]) => boolean).apply(this, arguments as unknown as unknown[])
+          return forwardEmit(parent() as EmitFn, this, arguments)
         } as Emit,
     )
     known = { writeHead, emit }
@@ -388,12 +388,10 @@ function patchedWriteHead(this: WithBound, status: unknown, reason?: unknown, he
 // A plain response's finish comes through its own emit (shared by every response, its state in
 // kBound): a 'close' listener per response would cost an EventEmitter entry and, at emit time, a
 // listener call through Reflect.apply (about 700 instructions per request on node:http).
-function emitPlain(this: WithBound, event: string | symbol, a?: unknown): boolean {
+function emitPlain(this: WithBound, event: string | symbol): boolean {
   const b = this[kBound]!
   if (event === 'close') b.pipeline.finish(b.ex, finishInfo(this, b))
-  // Every argument passed on as given, without a rest array per event.
-  const emit = b.emit!
-  return arguments.length <= 1 ? emit.call(this, event) : arguments.length === 2 ? emit.call(this, event, a) : emit.apply(this, arguments as unknown as [string])
+  return forwardEmit(b.emit as EmitFn, this, arguments)
 }
 function finishOnCloseProto(this: ServerResponse): void {
   const b = protoBound.get(this)

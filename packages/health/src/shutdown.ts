@@ -1,7 +1,7 @@
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http'
 import type { Server as HttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
-import { type Duration, ErrorCodes, type Logger, parseDuration, RiConfigError, RiTimeoutError } from '@ri/core'
+import { type Duration, type EmitFn, ErrorCodes, forwardEmit, type Logger, parseDuration, RiConfigError, RiTimeoutError } from '@ri/core'
 import type { NormalizedOptions } from './options.js'
 import type { HookOutcome, ShutdownResult } from './types.js'
 
@@ -98,12 +98,11 @@ export function createShutdown(ctx: ShutdownContext): ShutdownCoordinator {
       if (closing) setImmediate(() => server.closeIdleConnections?.())
     }
     // The emit it calls on is its prototype's, looked up at each event: Express sets the response's
-    // prototype after this listener ran, and ri hooks emit on that prototype. Every argument is
-    // passed on as given. One function for every response: no closure per request.
-    const trackedEmit = function (this: ServerResponse, event: string | symbol, a?: unknown): boolean {
+    // prototype after this listener ran, and ri hooks emit on that prototype. One function for
+    // every response: no closure per request.
+    const trackedEmit = function (this: ServerResponse, event: string | symbol): boolean {
       if (event === 'close') closed(this)
-      const emit = (Object.getPrototypeOf(this) as ServerResponse).emit
-      return arguments.length <= 1 ? emit.call(this, event) : arguments.length === 2 ? emit.call(this, event, a) : emit.apply(this, arguments as unknown as [string])
+      return forwardEmit((Object.getPrototypeOf(this) as ServerResponse).emit as EmitFn, this, arguments)
     } as ServerResponse['emit']
     const onRequest = (_req: IncomingMessage, res: ServerResponse) => {
       inFlight++
@@ -111,10 +110,10 @@ export function createShutdown(ctx: ShutdownContext): ShutdownCoordinator {
       if (!Object.hasOwn(res, 'emit')) res.emit = trackedEmit
       else {
         // An emit of the response's own from before (another health attached to this server): chained.
-        const own = res.emit
-        res.emit = function (this: ServerResponse, event: string | symbol, a?: unknown): boolean {
+        const own = res.emit as EmitFn
+        res.emit = function (this: ServerResponse, event: string | symbol): boolean {
           if (event === 'close') closed(this)
-          return arguments.length <= 1 ? own.call(this, event) : arguments.length === 2 ? own.call(this, event, a) : own.apply(this, arguments as unknown as [string])
+          return forwardEmit(own, this, arguments)
         } as ServerResponse['emit']
       }
       if (draining) markClose(res)

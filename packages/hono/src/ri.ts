@@ -6,6 +6,8 @@ import {
   type Answer,
   createOptionsChecker,
   createRiPipeline,
+  type EmitFn,
+  forwardEmit,
   type Exchange,
   type Feature,
   type HeaderValue,
@@ -242,11 +244,11 @@ function riWriteHead(this: BoundOutgoing, status: unknown, reason?: unknown, hea
 
 // The finish comes through the response's own emit ('close' follows 'finish' on a completed
 // response and is the only event of an aborted one): no listener per response, whose call at
-// emit time would go through Reflect.apply. Every argument is passed on as given.
-function emitOutgoing(this: BoundOutgoing, event: string | symbol, a?: unknown): boolean {
+// emit time would go through Reflect.apply.
+function emitOutgoing(this: BoundOutgoing, event: string | symbol): boolean {
   const b = this[kOut]!
   if (event === 'close') b.st.pipeline.finish(b.st.exchange, { status: this.statusCode, aborted: !this.writableFinished })
-  return arguments.length <= 1 ? b.emit.call(this, event) : arguments.length === 2 ? b.emit.call(this, event, a) : b.emit.apply(this, arguments as unknown as [string])
+  return forwardEmit(b.emit as EmitFn, this, arguments)
 }
 
 /**
