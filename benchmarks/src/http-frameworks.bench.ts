@@ -48,6 +48,7 @@ function subjectsOf(fw: Framework): ServerSubject[] {
     { name: `bare ${fw.label}`, module: 'frameworks', server: `${fw.key}Bare`, path: '/users/1' },
     { name: 'ri full stack (metrics + slowlog + throttle + health)', module: 'frameworks', server: `${fw.key}Ri`, path: '/users/1' },
     { name: `anchor: ${fw.anchor}`, module: 'frameworks', server: `${fw.key}Anchor`, path: '/users/1' },
+    { name: `${fw.label} + one empty ${fw.key === 'fastify' ? 'onRequest hook' : 'middleware'}`, module: 'frameworks', server: `${fw.key}Empty`, path: '/users/1' },
     { name: `${fw.label}: route returning a constant`, module: 'frameworks', server: `${fw.key}Cache`, path: '/constant' },
     { name: `ri cached() hit (${fw.label})`, module: 'frameworks', server: `${fw.key}Cache`, path: '/cached/1' },
   ]
@@ -58,9 +59,12 @@ type Measured = BenchSubject & { readonly opsPerSec: number; readonly rounds: re
 function report(fw: Framework, measured: readonly Measured[]): BenchComparison[] {
   // The table shows each subject's median round; the targets use per-round ratios (pairedRatio).
   const subjects = measured.map(({ rounds: _rounds, ...s }) => s)
-  const [b, r, a, c, h] = subjects as [BenchSubject, BenchSubject, BenchSubject, BenchSubject, BenchSubject]
-  const [mb, mr, ma, mc, mh] = measured as [Measured, Measured, Measured, Measured, Measured]
+  const [b, r, a, e, c, h] = subjects as [BenchSubject, BenchSubject, BenchSubject, BenchSubject, BenchSubject, BenchSubject]
+  const [mb, mr, ma, me, mc, mh] = measured as [Measured, Measured, Measured, Measured, Measured, Measured]
   const keep = pairedRatio(mr, mb)
+  // What the framework charges any middleware (the empty one against bare), and what ri costs on top.
+  const emptyKeeps = pairedRatio(me, mb)
+  const overEmpty = pairedRatio(mr, me)
   const vsAnchor = pairedRatio(mr, ma)
   const anchorMet = fw.vsAnchor === undefined || vsAnchor >= fw.vsAnchor
   const text =
@@ -73,11 +77,17 @@ function report(fw: Framework, measured: readonly Measured[]): BenchComparison[]
       id: `frameworks.${fw.key}`,
       title: `${fw.label}: bare vs ri full stack vs ${fw.anchor} (GET /users/:id, constant JSON)`,
       baseline: b.name,
-      subjects: [b, { ...r, extra: { 'vs anchor': `${vsAnchor.toFixed(2)}x` } }, a],
+      subjects: [
+        b,
+        { ...r, extra: { 'vs anchor': `${vsAnchor.toFixed(2)}x`, 'vs empty middleware': pct(overEmpty) } },
+        a,
+        { ...e, extra: { 'vs bare': pct(emptyKeeps) } },
+      ],
       target: { text, met: keep >= 0.85 && anchorMet },
       notes:
         'Same route and body on every subject; rate limits at 1e9 per minute (nothing refused); every logger (pino-http, slowlog) writes to /dev/null; ' +
         'ri health with shutdown: false; each server in its own process; table: median round per subject; ' +
+        `the empty middleware (or Fastify onRequest hook) is the floor any middleware pays on this framework: it keeps ${pct(emptyKeeps)} of bare, and ri's full stack keeps ${pct(overEmpty)} of it; ` +
         'target figures and "vs anchor": medians of per-round ratios (subjects interleaved, order rotated each round).',
     },
     {

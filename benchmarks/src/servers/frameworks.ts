@@ -71,6 +71,17 @@ export async function expressRi() {
   return (await import('node:http')).createServer(app)
 }
 
+/** The floor any middleware pays on Express: one that only calls next(). */
+export async function expressEmpty() {
+  const { default: express } = await import('express')
+  const app = express()
+  app.use((_req, _res, next) => next())
+  app.get('/users/:id', (_req, res) => {
+    res.json(user)
+  })
+  return (await import('node:http')).createServer(app)
+}
+
 export async function expressAnchor() {
   const { default: express } = await import('express')
   const { default: promBundle } = await import('express-prom-bundle')
@@ -126,6 +137,15 @@ export async function fastifyRi() {
   return app.server
 }
 
+/** The floor any plugin pays on Fastify: an `onRequest` hook that only calls done(). */
+export async function fastifyEmpty() {
+  const app = await fastifyApp()
+  app.addHook('onRequest', (_request, _reply, done) => done())
+  app.get('/users/:id', async () => user)
+  await app.ready()
+  return app.server
+}
+
 export async function fastifyAnchor() {
   const metricsModule = await import('fastify-metrics')
   // CommonJS with `exports.default`: under Node's ESM loader the plugin is one `default` deeper.
@@ -174,6 +194,19 @@ export async function honoRi() {
   const { ri } = await import('@ri/hono')
   const app = new Hono()
   app.use(ri(riFullStack()))
+  app.get('/users/:id', (c) => c.json(user))
+  return honoServer(app)
+}
+
+/**
+ * The floor any middleware pays on Hono: one that only returns next(). A route with a single
+ * handler is called directly; a second one (any `app.use`) runs the chain through Hono's async
+ * compose, a few promises per request.
+ */
+export async function honoEmpty() {
+  const { Hono } = await import('hono')
+  const app = new Hono()
+  app.use((_c, next) => next())
   app.get('/users/:id', (c) => c.json(user))
   return honoServer(app)
 }
@@ -247,6 +280,18 @@ export async function nestRi() {
   @Module({ imports: [RiModule.forRoot(riFullStack())], controllers: [await usersController()] })
   class AppModule {}
   return nestServer(AppModule)
+}
+
+/** The floor any middleware pays on NestJS (Express platform): an Express middleware that only calls next(), where @ri/nest binds. */
+export async function nestEmpty() {
+  const { Module } = await import('@nestjs/common')
+  const { NestFactory } = await import('@nestjs/core')
+  @Module({ controllers: [await usersController()] })
+  class AppModule {}
+  const app = await NestFactory.create(AppModule, { logger: false })
+  app.use((_req: unknown, _res: unknown, next: () => void) => next())
+  await app.init()
+  return app.getHttpServer() as Server
 }
 
 export async function nestAnchor() {
