@@ -142,15 +142,21 @@ async function inProcess(quick: boolean): Promise<{ empty: number; features: num
   return best
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+/** The median (the mean of the two middle values for an even count). */
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = s.length >> 1
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
 
 const bench: BenchFile = async (ctx: BenchContext): Promise<BenchComparison[]> => {
   // Many short interleaved rounds, ratios taken within a round: on a shared machine the load
-  // drifts, and neighbouring measurements drift together.
-  // Short runs, each subject twice per round (see below): the machine's speed swings by a fifth
-  // between runs a few seconds apart.
-  const seconds = ctx.quick ? 1 : 3
-  const rounds = ctx.quick ? 2 : 6
+  // drifts, and neighbouring measurements drift together. The machine's speed swings by a fifth
+  // between runs a few seconds apart, so one round's ratio is off by about a tenth either way:
+  // 24 one-second rounds (each subject twice per round, see below) put the median's error near
+  // 2-3 %, where six three-second rounds left it near 5 % (two runs twenty minutes apart read 8 % and 24 %).
+  const seconds = 1
+  const rounds = ctx.quick ? 2 : 24
   const keys = Object.keys(SUBJECTS) as SubjectKey[]
   const servers = new Map<SubjectKey, { port: number; child: ChildProcess }>()
   ctx.progress('metrics+slowlog: in-process CPU per request')
