@@ -1,7 +1,8 @@
 // Issue 8: ri on each framework, with autocannon in one run. Per framework: the bare app, the app
-// with ri's full stack (metrics + slowlog + throttle on memory + health) and the anchor stack users
-// assemble today, and a warmed `cached()` route hit against a route returning a
-// constant. Servers: servers/frameworks.ts, each in its own child process.
+// with ri's full stack (metrics + slowlog + throttle on memory + health), the anchor stack users
+// assemble today, the app with one empty middleware (what the framework charges any middleware),
+// and a warmed `cached()` route hit against a route returning a constant. Servers:
+// servers/frameworks.ts, each in its own child process.
 import { measureServers, pairedRatio, type ServerSubject, startServers } from './http.js'
 import type { BenchComparison, BenchFile, BenchSubject } from './types.js'
 
