@@ -16,6 +16,7 @@ import { createCache as createCacheManager } from 'cache-manager'
 import { Cacheable } from 'cacheable'
 import { Redis } from 'ioredis'
 import { LRUCache } from 'lru-cache'
+import { median } from './http.js'
 import type { BenchComparison, BenchContext, BenchFile, BenchSubject } from './types.js'
 
 interface RedisServer {
@@ -105,10 +106,6 @@ async function measureConcurrent(op: Op, concurrency: number, ms: number): Promi
   return n / ((performance.now() - start) / 1000)
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!

@@ -135,7 +135,12 @@ export async function measureServers(
  */
 export function pairedRatio(a: { readonly rounds: readonly number[] }, b: { readonly rounds: readonly number[] }): number {
   if (a.rounds.length !== b.rounds.length || a.rounds.length === 0) throw new Error('pairedRatio: subjects measured in different rounds')
-  const ratios = a.rounds.map((v, i) => v / b.rounds[i]!).sort((x, y) => x - y)
-  const mid = ratios.length >> 1
-  return ratios.length % 2 === 1 ? ratios[mid]! : (ratios[mid - 1]! + ratios[mid]!) / 2
+  return median(a.rounds.map((v, i) => v / b.rounds[i]!))
+}
+
+/** The median of `xs` (the mean of the two middle values for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((x, y) => x - y)
+  const mid = s.length >> 1
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
 }

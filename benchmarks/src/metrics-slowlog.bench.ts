@@ -9,6 +9,7 @@ import { type ChildProcess, fork } from 'node:child_process'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { median, pairedRatio } from './http.js'
 import { metricsAndSlowlog } from './servers/core.js'
 import type { BenchComparison, BenchContext, BenchFile, BenchSubject } from './types.js'
 
@@ -142,12 +143,6 @@ async function inProcess(quick: boolean): Promise<{ empty: number; features: num
   return best
 }
 
-/** The median (the mean of the two middle values for an even count). */
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
 
 const bench: BenchFile = async (ctx: BenchContext): Promise<BenchComparison[]> => {
   // Many short interleaved rounds, ratios taken within a round: on a shared machine the load
@@ -195,7 +190,7 @@ const bench: BenchFile = async (ctx: BenchContext): Promise<BenchComparison[]> =
     const subjects = keys.map(summary)
     const rps = (key: SubjectKey) => subjects[keys.indexOf(key)]!.opsPerSec!
     // Median over rounds of the per-round ratio.
-    const ratio = (a: SubjectKey, b: SubjectKey) => median(runs.get(a)!.map((r, i) => r.rps / runs.get(b)![i]!.rps))
+    const ratio = (a: SubjectKey, b: SubjectKey) => pairedRatio({ rounds: runs.get(a)!.map((r) => r.rps) }, { rounds: runs.get(b)!.map((r) => r.rps) })
     const loss = 1 - ratio('ri', 'bare')
     const featureLoss = 1 - ratio('ri', 'pipeline')
     const anchorLoss = 1 - ratio('expressAnchors', 'express')

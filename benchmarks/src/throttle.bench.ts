@@ -9,7 +9,7 @@ import { startRedis } from '@ri/testing'
 import { createThrottle, type Throttle } from '@ri/throttle'
 import { Redis } from 'ioredis'
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
-import { pairedRatio } from './http.js'
+import { median, pairedRatio } from './http.js'
 import type { BenchComparison, BenchContext, BenchFile, BenchSubject } from './types.js'
 
 const CONCURRENCY = 100
@@ -47,7 +47,6 @@ async function compare(ctx: BenchContext, label: string, ops: number, rounds: nu
     }
     ctx.progress(`throttle ${label}: round ${r + 1}/${rounds}`)
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
   return {
     medians: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)])),
     ratio: (a: string, b: string) => pairedRatio({ rounds: samples[a]! }, { rounds: samples[b]! }),

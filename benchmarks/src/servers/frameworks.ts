@@ -52,36 +52,28 @@ function warmOnListen(server: Server, path: string): Server {
 // Express 5
 // ---------------------------------------------------------------------------------------------
 
-export async function expressBare() {
+type ExpressMiddleware = import('express').RequestHandler
+
+/** `GET /users/:id` on Express, behind `middleware` when one is given. */
+async function expressUsers(middleware?: ExpressMiddleware) {
   const { default: express } = await import('express')
   const app = express()
+  if (middleware) app.use(middleware)
   app.get('/users/:id', (_req, res) => {
     res.json(user)
   })
   return (await import('node:http')).createServer(app)
 }
 
+export const expressBare = () => expressUsers()
+
 export async function expressRi() {
-  const { default: express } = await import('express')
   const { ri } = await import('@ri/express')
-  const app = express()
-  app.use(ri(riFullStack()))
-  app.get('/users/:id', (_req, res) => {
-    res.json(user)
-  })
-  return (await import('node:http')).createServer(app)
+  return expressUsers(ri(riFullStack()))
 }
 
 /** The floor any middleware pays on Express: one that only calls next(). */
-export async function expressEmpty() {
-  const { default: express } = await import('express')
-  const app = express()
-  app.use((_req, _res, next) => next())
-  app.get('/users/:id', (_req, res) => {
-    res.json(user)
-  })
-  return (await import('node:http')).createServer(app)
-}
+export const expressEmpty = () => expressUsers((_req, _res, next) => next())
 
 export async function expressAnchor() {
   const { default: express } = await import('express')
@@ -183,20 +175,22 @@ async function honoServer(app: { fetch: HonoFetch }) {
   return createAdaptorServer({ fetch: app.fetch }) as Server
 }
 
-export async function honoBare() {
+type HonoMiddleware = import('hono').MiddlewareHandler
+
+/** `GET /users/:id` on Hono, behind `middleware` when one is given. */
+async function honoUsers(middleware?: HonoMiddleware) {
   const { Hono } = await import('hono')
   const app = new Hono()
+  if (middleware) app.use(middleware)
   app.get('/users/:id', (c) => c.json(user))
   return honoServer(app)
 }
 
+export const honoBare = () => honoUsers()
+
 export async function honoRi() {
-  const { Hono } = await import('hono')
   const { ri } = await import('@ri/hono')
-  const app = new Hono()
-  app.use(ri(riFullStack()))
-  app.get('/users/:id', (c) => c.json(user))
-  return honoServer(app)
+  return honoUsers(ri(riFullStack()))
 }
 
 /**
@@ -204,13 +198,7 @@ export async function honoRi() {
  * handler is called directly; a second one (any `app.use`) runs the chain through Hono's async
  * compose, a few promises per request.
  */
-export async function honoEmpty() {
-  const { Hono } = await import('hono')
-  const app = new Hono()
-  app.use((_c, next) => next())
-  app.get('/users/:id', (c) => c.json(user))
-  return honoServer(app)
-}
+export const honoEmpty = () => honoUsers((_c, next) => next())
 
 export async function honoAnchor() {
   const { Hono } = await import('hono')
