@@ -35,4 +35,17 @@ describe.skipIf(!hasValgrind)('instructions: a real count', () => {
     expect(r.top.length).toBe(40)
     expect(r.top.some(([name]) => name.startsWith('JS:') && name.includes('node:'))).toBe(true)
   })
+
+  it('with cacheSim, adds misses and a cycle estimate above the instruction count, and still names frames', async () => {
+    const r = await measure({ module: 'core', name: 'bare', path: '/users/1' }, { requests: 1_000, warmup: 3_000, top: 5, cacheSim: true })
+    const c = r.cache!
+    expect(c).toBeDefined()
+    // V8's code for a request does not fit the first-level instruction cache: hundreds of misses
+    expect(c.l1Misses).toBeGreaterThan(100)
+    expect(c.mispredicts).toBeGreaterThan(10)
+    expect(c.cycles).toBeGreaterThan(r.perRequest + 10 * c.l1Misses)
+    // --top reads one column of a thirteen-event dump: self instructions, not a sum of events
+    expect(r.top.length).toBe(5)
+    expect(r.top[0]![1]).toBeLessThan(r.perRequest)
+  })
 })

@@ -72,6 +72,12 @@ export async function expressRi() {
   return expressUsers(ri(riFullStack()))
 }
 
+/** `ri({})`: the Express adapter with no feature (for `pnpm instructions`, beside `expressEmpty`). */
+export async function expressRiNoFeature() {
+  const { ri } = await import('@ri/express')
+  return expressUsers(ri({}))
+}
+
 /** The floor any middleware pays on Express: one that only calls next(). */
 export const expressEmpty = () => expressUsers((_req, _res, next) => next())
 
