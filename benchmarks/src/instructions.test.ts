@@ -49,7 +49,7 @@ describe('instructions: parsing', () => {
     expect(() => callgrindEvents('events: Ir\n')).toThrow(/no events or totals/)
   })
 
-  it('estimates cycles as the cachegrind manual does, per request', () => {
+  it('estimates cycles with the KCachegrind weights, per request', () => {
     const events = { Ir: 1000, I1mr: 30, D1mr: 20, D1mw: 10, ILmr: 1, DLmr: 2, DLmw: 3, Bcm: 40, Bim: 5 }
     const c = cacheFigures(events, 10)
     expect(c.l1Misses).toBe(6)

@@ -63,7 +63,7 @@ export interface CacheFigures {
   readonly llMisses: number
   /** Mispredicted conditional and indirect branches. */
   readonly mispredicts: number
-  /** Valgrind's estimate (the cachegrind manual's): Ir + 10 x mispredicts + 10 x L1 misses + 100 x LL misses. */
+  /** Ir + 10 x mispredicts + 10 x L1 misses + 100 x LL misses: KCachegrind's cycle estimate. */
   readonly cycles: number
 }
 
