@@ -3,7 +3,7 @@
 // assemble today, the app with one empty middleware (what the framework charges any middleware),
 // and a warmed `cached()` route hit against a route returning a constant. Servers:
 // servers/frameworks.ts, each in its own child process.
-import { measureServers, pairedRatio, type ServerSubject, startServers } from './http.js'
+import { measureServers, pairedRatio, pairedRatioInterval, percentRange, type ServerSubject, startServers } from './http.js'
 import type { BenchComparison, BenchFile, BenchSubject } from './types.js'
 
 interface Framework {
@@ -68,11 +68,16 @@ function report(fw: Framework, measured: readonly Measured[]): BenchComparison[]
   const overEmpty = pairedRatio(mr, me)
   const vsAnchor = pairedRatio(mr, ma)
   const anchorMet = fw.vsAnchor === undefined || vsAnchor >= fw.vsAnchor
+  // 95 % intervals of the medians: how far this run's figures may sit from the machine's typical ones.
+  const keepRange = percentRange(pairedRatioInterval(mr, mb))
+  const anchorIv = pairedRatioInterval(mr, ma)
+  const anchorRange = anchorIv ? `${anchorIv.low.toFixed(2)}-${anchorIv.high.toFixed(2)}x` : percentRange(undefined)
   const text =
     fw.vsAnchor === undefined
-      ? `ri's full stack keeps at least 85 % of the bare app's req/s (measured ${pct(keep)}); vs the anchor stack: no target stated (measured ${vsAnchor.toFixed(2)}x)`
-      : `ri's full stack keeps at least 85 % of the bare app's req/s (measured ${pct(keep)}) and beats the anchor stack by at least ${fw.vsAnchor}x (measured ${vsAnchor.toFixed(2)}x)`
+      ? `ri's full stack keeps at least 85 % of the bare app's req/s (measured ${pct(keep)}, 95 % interval ${keepRange}); vs the anchor stack: no target stated (measured ${vsAnchor.toFixed(2)}x)`
+      : `ri's full stack keeps at least 85 % of the bare app's req/s (measured ${pct(keep)}, 95 % interval ${keepRange}) and beats the anchor stack by at least ${fw.vsAnchor}x (measured ${vsAnchor.toFixed(2)}x, 95 % interval ${anchorRange})`
   const hitRatio = pairedRatio(mh, mc)
+  const hitRange = percentRange(pairedRatioInterval(mh, mc))
   return [
     {
       id: `frameworks.${fw.key}`,
@@ -89,14 +94,15 @@ function report(fw: Framework, measured: readonly Measured[]): BenchComparison[]
         'Same route and body on every subject; rate limits at 1e9 per minute (nothing refused); every logger (pino-http, slowlog) writes to /dev/null; ' +
         'ri health with shutdown: false; each server in its own process; table: median round per subject; ' +
         `the empty middleware (or Fastify onRequest hook) is the floor any middleware pays on this framework: it keeps ${pct(emptyKeeps)} of bare, and ri's full stack keeps ${pct(overEmpty)} of it; ` +
-        'target figures and "vs anchor": medians of per-round ratios (subjects interleaved, order rotated each round).',
+        'target figures and "vs anchor": medians of per-round ratios (subjects interleaved, order rotated each round); ' +
+        'their 95 % intervals are distribution-free intervals of those medians (with 8 rounds: the lowest and highest round).',
     },
     {
       id: `frameworks.${fw.key}-cached-hit`,
       title: `${fw.label}: cached() hit vs a route returning a constant (both under ri({ cache }))`,
       baseline: c.name,
       subjects: [c, h],
-      target: { text: `a cached() hit serves at least 90 % of the req/s of a constant route (measured ${pct(hitRatio)})`, met: hitRatio >= 0.9 },
+      target: { text: `a cached() hit serves at least 90 % of the req/s of a constant route (measured ${pct(hitRatio)}, 95 % interval ${hitRange})`, met: hitRatio >= 0.9 },
       notes:
         'In-memory createCache(), ttl 1m, warmed before the run (every measured request is a HIT); no Accept-Encoding sent; ' +
         'measured in the same interleaved rounds as the stack comparison above; target figure: median of per-round ratios.',
