@@ -173,13 +173,13 @@ export function pairedRatioInterval(a: { readonly rounds: readonly number[] }, b
 
 /**
  * An interval of ratios as `a-b %` (`of` maps each end first, e.g. `(r) => 1 - r` for a loss), or
- * a note that the rounds were too few for one.
+ * `n/a (too few rounds)`.
  *
  * @example
  * percentRange(pairedRatioInterval(ri, bare)) // "74-83 %"
  */
 export function percentRange(iv: { readonly low: number; readonly high: number } | undefined, of: (ratio: number) => number = (r) => r): string {
-  if (iv === undefined) return 'too few rounds for a 95 % interval'
+  if (iv === undefined) return 'n/a (too few rounds)'
   const [a, b] = [of(iv.low) * 100, of(iv.high) * 100].sort((x, y) => x - y)
   return `${a!.toFixed(1)}-${b!.toFixed(1)} %`
 }
