@@ -176,7 +176,7 @@ export function pairedRatioInterval(a: { readonly rounds: readonly number[] }, b
  * `n/a (too few rounds)`.
  *
  * @example
- * percentRange(pairedRatioInterval(ri, bare)) // "74-83 %"
+ * percentRange(pairedRatioInterval(ri, bare)) // "74.0-83.1 %"
  */
 export function percentRange(iv: { readonly low: number; readonly high: number } | undefined, of: (ratio: number) => number = (r) => r): string {
   if (iv === undefined) return 'n/a (too few rounds)'
