@@ -3,7 +3,7 @@
 // assemble today, the app with one empty middleware (what the framework charges any middleware),
 // and a warmed `cached()` route hit against a route returning a constant. Servers:
 // servers/frameworks.ts, each in its own child process.
-import { measureServers, pairedRatio, pairedRatioInterval, percentRange, type ServerSubject, startServers } from './http.js'
+import { measureServers, pairedRatio, pairedRatioInterval, percentRange, type ServerSubject, startServers, timesRange } from './http.js'
 import type { BenchComparison, BenchFile, BenchSubject } from './types.js'
 
 interface Framework {
@@ -70,8 +70,7 @@ function report(fw: Framework, measured: readonly Measured[]): BenchComparison[]
   const anchorMet = fw.vsAnchor === undefined || vsAnchor >= fw.vsAnchor
   // 95 % intervals of the medians: how far this run's figures may sit from the machine's typical ones.
   const keepRange = percentRange(pairedRatioInterval(mr, mb))
-  const anchorIv = pairedRatioInterval(mr, ma)
-  const anchorRange = anchorIv ? `${anchorIv.low.toFixed(2)}-${anchorIv.high.toFixed(2)}x` : percentRange(undefined)
+  const anchorRange = timesRange(pairedRatioInterval(mr, ma))
   const text =
     fw.vsAnchor === undefined
       ? `ri's full stack keeps at least 85 % of the bare app's req/s (measured ${pct(keep)}, 95 % interval ${keepRange}); vs the anchor stack: no target stated (measured ${vsAnchor.toFixed(2)}x)`

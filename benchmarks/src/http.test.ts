@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { median, medianInterval, pairedRatio, pairedRatioInterval, percentRange } from './http.js'
+import { median, medianInterval, pairedRatio, pairedRatioInterval, percentRange, timesRange } from './http.js'
 
 describe('median', () => {
   it('takes the middle value of an odd count and the mean of the two middle values of an even one', () => {
@@ -54,6 +54,11 @@ describe('percentRange', () => {
   it('prints an interval of ratios as percentages, mapped and in order', () => {
     expect(percentRange({ low: 0.74, high: 0.831 })).toBe('74.0-83.1 %')
     expect(percentRange({ low: 0.74, high: 0.9 }, (r) => 1 - r)).toBe('10.0-26.0 %') // a loss: the ends swap
-    expect(percentRange(undefined)).toMatch(/too few rounds/)
+    expect(percentRange(undefined)).toBe('n/a (too few rounds)')
+  })
+
+  it('prints an interval of ratios as multiples', () => {
+    expect(timesRange({ low: 1.4, high: 2.149 })).toBe('1.40-2.15x')
+    expect(timesRange(undefined)).toBe('n/a (too few rounds)')
   })
 })

@@ -133,9 +133,19 @@ export async function measureServers(
  * seconds apart, so a machine that drifts over minutes (shared VMs) cancels out of each ratio,
  * which a ratio of the two medians (rounds minutes apart) does not do.
  */
-export function pairedRatio(a: { readonly rounds: readonly number[] }, b: { readonly rounds: readonly number[] }): number {
-  if (a.rounds.length !== b.rounds.length || a.rounds.length === 0) throw new Error('pairedRatio: subjects measured in different rounds')
-  return median(a.rounds.map((v, i) => v / b.rounds[i]!))
+export function pairedRatio(a: Rounds, b: Rounds): number {
+  return median(perRoundRatios(a, b, 'pairedRatio'))
+}
+
+/** What was measured of one subject, round by round. */
+export interface Rounds {
+  readonly rounds: readonly number[]
+}
+
+/** `a / b` round by round, for subjects measured in the same rounds. */
+function perRoundRatios(a: Rounds, b: Rounds, caller: string): number[] {
+  if (a.rounds.length !== b.rounds.length || a.rounds.length === 0) throw new Error(`${caller}: subjects measured in different rounds`)
+  return a.rounds.map((v, i) => v / b.rounds[i]!)
 }
 
 /**
@@ -163,12 +173,17 @@ export function medianInterval(xs: readonly number[], confidence = 0.95): { low:
 }
 
 /** `medianInterval` of the per-round ratios `a / b` (what `pairedRatio` takes the median of). */
-export function pairedRatioInterval(a: { readonly rounds: readonly number[] }, b: { readonly rounds: readonly number[] }, confidence = 0.95) {
-  if (a.rounds.length !== b.rounds.length || a.rounds.length === 0) throw new Error('pairedRatioInterval: subjects measured in different rounds')
-  return medianInterval(
-    a.rounds.map((v, i) => v / b.rounds[i]!),
-    confidence,
-  )
+export function pairedRatioInterval(a: Rounds, b: Rounds, confidence = 0.95) {
+  return medianInterval(perRoundRatios(a, b, 'pairedRatioInterval'), confidence)
+}
+
+type Interval = { readonly low: number; readonly high: number } | undefined
+
+/** Both ends through `show` (after `of`, in ascending order), or `n/a (too few rounds)`. */
+function rangeText(iv: Interval, of: (ratio: number) => number, show: (v: number) => string): string {
+  if (iv === undefined) return 'n/a (too few rounds)'
+  const [a, b] = [of(iv.low), of(iv.high)].sort((x, y) => x - y)
+  return `${show(a!)}-${show(b!)}`
 }
 
 /**
@@ -178,10 +193,15 @@ export function pairedRatioInterval(a: { readonly rounds: readonly number[] }, b
  * @example
  * percentRange(pairedRatioInterval(ri, bare)) // "74.0-83.1 %"
  */
-export function percentRange(iv: { readonly low: number; readonly high: number } | undefined, of: (ratio: number) => number = (r) => r): string {
-  if (iv === undefined) return 'n/a (too few rounds)'
-  const [a, b] = [of(iv.low) * 100, of(iv.high) * 100].sort((x, y) => x - y)
-  return `${a!.toFixed(1)}-${b!.toFixed(1)} %`
+export function percentRange(iv: Interval, of: (ratio: number) => number = (r) => r): string {
+  const text = rangeText(iv, of, (v) => (v * 100).toFixed(1))
+  return iv === undefined ? text : `${text} %`
+}
+
+/** An interval of ratios as `a-bx` (`1.40-2.15x`), or `n/a (too few rounds)`. */
+export function timesRange(iv: Interval): string {
+  const text = rangeText(iv, (r) => r, (v) => v.toFixed(2))
+  return iv === undefined ? text : `${text}x`
 }
 
 /** The median of `xs` (the mean of the two middle values for an even count). */

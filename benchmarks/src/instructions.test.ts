@@ -73,5 +73,6 @@ describe('instructions: parsing', () => {
     expect(simulated[0]).toContain('estimated cycles')
     expect(simulated[3]).toBe('| b | 1020 | 1.020x | 60 | 0.5 | 20 | 1870 | 1.247x |')
     expect(renderTable([])).toBe('')
+    expect(() => renderTable([{ spec: 'a', perRequest: 1, cache: { l1Misses: 1, llMisses: 0, mispredicts: 1, cycles: 12 } }, { spec: 'b', perRequest: 1 }])).toThrow(/b has no cache figures/)
   })
 })

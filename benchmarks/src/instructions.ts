@@ -268,7 +268,8 @@ export function renderTable(rows: readonly Row[]): string {
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   for (const r of rows) {
-    const c = r.cache!
+    const c = r.cache
+    if (c === undefined) throw new Error(`renderTable: ${r.spec} has no cache figures while ${first.spec} has`)
     lines.push(
       `| ${r.spec} | ${Math.round(r.perRequest)} | ${ratio(r.perRequest, first.perRequest)} | ${Math.round(c.l1Misses)} | ${c.llMisses.toFixed(1)} | ${Math.round(c.mispredicts)} | ${Math.round(c.cycles)} | ${ratio(c.cycles, first.cache.cycles)} |`,
     )

@@ -143,7 +143,6 @@ async function inProcess(quick: boolean): Promise<{ empty: number; features: num
   return best
 }
 
-
 const bench: BenchFile = async (ctx: BenchContext): Promise<BenchComparison[]> => {
   // Many short interleaved rounds, ratios taken within a round: on a shared machine the load
   // drifts, and neighbouring measurements drift together. The machine's speed swings by a fifth
@@ -190,10 +189,10 @@ const bench: BenchFile = async (ctx: BenchContext): Promise<BenchComparison[]> =
     const subjects = keys.map(summary)
     const rps = (key: SubjectKey) => subjects[keys.indexOf(key)]!.opsPerSec!
     // Median over rounds of the per-round ratio.
-    const ratio = (a: SubjectKey, b: SubjectKey) => pairedRatio({ rounds: runs.get(a)!.map((r) => r.rps) }, { rounds: runs.get(b)!.map((r) => r.rps) })
+    const perRound = (key: SubjectKey) => ({ rounds: runs.get(key)!.map((r) => r.rps) })
+    const ratio = (a: SubjectKey, b: SubjectKey) => pairedRatio(perRound(a), perRound(b))
     // 95 % intervals of the median per-round losses (distribution-free, see medianInterval).
-    const lossRange = (a: SubjectKey, b: SubjectKey) =>
-      percentRange(pairedRatioInterval({ rounds: runs.get(a)!.map((r) => r.rps) }, { rounds: runs.get(b)!.map((r) => r.rps) }), (r) => 1 - r)
+    const lossRange = (a: SubjectKey, b: SubjectKey) => percentRange(pairedRatioInterval(perRound(a), perRound(b)), (r) => 1 - r)
     const loss = 1 - ratio('ri', 'bare')
     const featureLoss = 1 - ratio('ri', 'pipeline')
     const anchorLoss = 1 - ratio('expressAnchors', 'express')
