@@ -23,10 +23,10 @@ const frameworks: readonly Framework[] = [
 
 const pct = (r: number) => `${(r * 100).toFixed(0)} %`
 
-const bench: BenchFile = async ({ quick, progress }) => {
+const bench: BenchFile = async ({ quick, rounds, progress }) => {
   // autocannon counts whole seconds (1.5 s runs for 2 s), so quick rounds are 1 s. Full runs use
   // more, shorter rounds: targets are judged on per-round ratios, and more rounds steady the median.
-  const timing = { seconds: quick ? 1 : 3, rounds: quick ? 2 : 8 }
+  const timing = { seconds: quick ? 1 : 3, rounds: rounds ?? (quick ? 2 : 8) }
   const out: BenchComparison[] = []
   const groups = frameworks.map((fw) => ({ fw, subjects: subjectsOf(fw) }))
   // Every server starts up front (idle ones cost no CPU while another group is measured).
@@ -94,7 +94,7 @@ function report(fw: Framework, measured: readonly Measured[]): BenchComparison[]
         'ri health with shutdown: false; each server in its own process; table: median round per subject; ' +
         `the empty middleware (or Fastify onRequest hook) is the floor any middleware pays on this framework: it keeps ${pct(emptyKeeps)} of bare, and ri's full stack keeps ${pct(overEmpty)} of it; ` +
         'target figures and "vs anchor": medians of per-round ratios (subjects interleaved, order rotated each round); ' +
-        'their 95 % intervals are distribution-free intervals of those medians (with 8 rounds: the lowest and highest round).',
+        `their 95 % intervals are distribution-free intervals of those medians over ${mb.rounds.length} rounds${mb.rounds.length === 8 ? ' (with 8: the lowest and highest round)' : ''}.`,
     },
     {
       id: `frameworks.${fw.key}-cached-hit`,

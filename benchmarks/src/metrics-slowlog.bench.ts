@@ -150,7 +150,7 @@ const bench: BenchFile = async (ctx: BenchContext): Promise<BenchComparison[]> =
   // 24 one-second rounds (each subject twice per round, see below) put the median's error near
   // 2-3 %, where six three-second rounds left it near 5 % (two runs twenty minutes apart read 8 % and 24 %).
   const seconds = 1
-  const rounds = ctx.quick ? 2 : 24
+  const rounds = ctx.rounds ?? (ctx.quick ? 2 : 24)
   const keys = Object.keys(SUBJECTS) as SubjectKey[]
   const servers = new Map<SubjectKey, { port: number; child: ChildProcess }>()
   ctx.progress('metrics+slowlog: in-process CPU per request')

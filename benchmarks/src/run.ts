@@ -1,4 +1,4 @@
-// `pnpm bench [--quick] [filter]`: runs every benchmarks/src/*.bench.ts in one process, one after
+// `pnpm bench [--quick] [--rounds=N] [filter]`: runs every benchmarks/src/*.bench.ts in one process, one after
 // another, with a live progress line, then writes results/latest.json, results/latest.md and one
 // SVG chart per comparison. A filtered run writes the same files under results/tmp/ (not
 // committed), so the published results always come from one run of the whole suite.
@@ -12,6 +12,11 @@ import type { BenchComparison, BenchFile } from './types.js'
 const here = dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
+const roundsArg = args.find((a) => a.startsWith('--rounds='))
+const rounds = roundsArg === undefined ? undefined : Number(roundsArg.slice('--rounds='.length))
+if (rounds !== undefined && !(Number.isInteger(rounds) && rounds >= 2)) throw new Error(`--rounds: expected an integer of at least 2, got "${roundsArg}"`)
+const unknown = args.filter((a) => a.startsWith('--') && a !== '--quick' && a !== roundsArg)
+if (unknown.length > 0) throw new Error(`unknown option ${unknown.join(', ')} (options: --quick, --rounds=N)`)
 const filters = args.filter((a) => !a.startsWith('--'))
 const resultsDir = join(here, '..', 'results', ...(filters.length > 0 ? ['tmp'] : []))
 
@@ -26,7 +31,7 @@ const machine = {
   os: type(),
   node: process.version,
   date: new Date().toISOString(),
-  mode: quick ? 'quick' : 'full',
+  mode: `${quick ? 'quick' : 'full'}${rounds === undefined ? '' : `, --rounds=${rounds}`}`,
 }
 
 const started = Date.now()
@@ -44,7 +49,7 @@ for (const [i, file] of files.entries()) {
   const fileStarted = Date.now()
   try {
     const mod = (await import(pathToFileURL(join(here, file)).href)) as { default: BenchFile }
-    const result = await mod.default({ quick, progress: (m) => status(`(${i + 1}/${files.length}) ${file}: ${m}`) })
+    const result = await mod.default({ quick, rounds, progress: (m) => status(`(${i + 1}/${files.length}) ${file}: ${m}`) })
     comparisons.push(...result)
   } catch (error) {
     failures.push(file)
