@@ -1,7 +1,7 @@
 // Servers of http-frameworks.bench.ts: for each framework the bare app, the app with ri's full
 // stack (metrics + slowlog + throttle on memory + health) and the anchor stack users assemble
-// today, and the app with one empty middleware, all serving `GET /users/:id` with the same small
-// constant JSON object. Plus, per framework, an app with a response cache serving a constant route
+// today, the app with one empty middleware, and the same per-request work hand-rolled without a
+// library (`handRolled()`), all serving `GET /users/:id` with the same small constant JSON object. Plus, per framework, an app with a response cache serving a constant route
 // and a `cached()` route.
 // Every factory builds its app only when called: each subject runs in its own child process.
 import 'reflect-metadata'
@@ -31,6 +31,61 @@ function riFullStack() {
     slowlog: createSlowLog({ logger: discardLogger() }),
     throttle: createThrottle({ default: { limit: LIMIT, window: '1m' } }),
     health: createHealth({ shutdown: false }),
+  }
+}
+
+/**
+ * The least code that does, per request, what ri's full stack must: a duration histogram by
+ * method, route template and status (OpenTelemetry's buckets), an active-requests count, the
+ * slow-request comparison, a per-IP fixed-window counter, and the two headers the draft requires
+ * (`RateLimit`, `RateLimit-Policy`), the same bytes ri sends. No library, no options, no label
+ * cap, no log line: what a framework charges for this work through its documented extension
+ * points (a middleware, or Fastify's hooks) when nobody adds anything to it. A target this subject
+ * misses asks for less than the work itself costs on that framework.
+ */
+function handRolled() {
+  const bounds = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+  const series = new Map<string, { counts: Float64Array; sum: number; count: number }>()
+  const windows = new Map<string, { used: number; resetAt: number }>()
+  const state = { active: 0, slow: 0 }
+  return {
+    /** Counts the request against its IP's window and returns its `RateLimit` value. */
+    start(ip: string): string {
+      state.active++
+      const now = Date.now()
+      let w = windows.get(ip)
+      if (w === undefined || w.resetAt <= now) windows.set(ip, (w = { used: 0, resetAt: now + WINDOW_MS }))
+      w.used++
+      return `"${LIMIT}-per-1m";r=${LIMIT - w.used};t=${Math.ceil((w.resetAt - now) / 1000)}`
+    },
+    policy: `"${LIMIT}-per-1m";q=${LIMIT};w=${WINDOW_MS / 1000}`,
+    /** Records the finished request. */
+    end(method: string, route: string, status: number, startedAt: number): void {
+      state.active--
+      const ms = performance.now() - startedAt
+      const key = `${method} ${route} ${status}`
+      let s = series.get(key)
+      if (s === undefined) series.set(key, (s = { counts: new Float64Array(bounds.length + 1), sum: 0, count: 0 }))
+      const seconds = ms / 1000
+      let i = 0
+      while (i < bounds.length && seconds > bounds[i]!) i++
+      s.counts[i]!++
+      s.sum += seconds
+      s.count++
+      if (ms > 500) state.slow++
+    },
+  }
+}
+
+/** `handRolled()` as an Express middleware (also what a NestJS app on Express would `app.use()`). */
+function handRolledExpress(): ExpressMiddleware {
+  const m = handRolled()
+  return (req, res, next) => {
+    const startedAt = performance.now()
+    res.setHeader('ratelimit', m.start(req.socket.remoteAddress ?? ''))
+    res.setHeader('ratelimit-policy', m.policy)
+    res.on('finish', () => m.end(req.method, (req.route as { path?: string } | undefined)?.path ?? '', res.statusCode, startedAt))
+    next()
   }
 }
 
@@ -77,6 +132,9 @@ export async function expressRiNoFeature() {
   const { ri } = await import('@ri/express')
   return expressUsers(ri({}))
 }
+
+/** `handRolled()` on Express. */
+export const expressHandRolled = () => expressUsers(handRolledExpress())
 
 /** The floor any middleware pays on Express: one that only calls next(). */
 export const expressEmpty = () => expressUsers((_req, _res, next) => next())
@@ -145,6 +203,26 @@ export async function fastifyEmpty() {
   return app.server
 }
 
+/** `handRolled()` on Fastify: an `onRequest` and an `onResponse` hook, as fastify-metrics and @fastify/rate-limit use. */
+export async function fastifyHandRolled() {
+  const m = handRolled()
+  const startedAt = new WeakMap<object, number>()
+  const app = await fastifyApp()
+  app.addHook('onRequest', (request, reply, done) => {
+    startedAt.set(request, performance.now())
+    reply.header('ratelimit', m.start(request.socket.remoteAddress ?? ''))
+    reply.header('ratelimit-policy', m.policy)
+    done()
+  })
+  app.addHook('onResponse', (request, reply, done) => {
+    m.end(request.method, request.routeOptions.url ?? '', reply.statusCode, startedAt.get(request)!)
+    done()
+  })
+  app.get('/users/:id', async () => user)
+  await app.ready()
+  return app.server
+}
+
 export async function fastifyAnchor() {
   const metricsModule = await import('fastify-metrics')
   // CommonJS with `exports.default`: under Node's ESM loader the plugin is one `default` deeper.
@@ -205,6 +283,19 @@ export async function honoRi() {
  * compose, a few promises per request.
  */
 export const honoEmpty = () => honoUsers((_c, next) => next())
+
+/** `handRolled()` on Hono: one middleware, the headers set with `c.header()` before the handler builds its response. */
+export async function honoHandRolled() {
+  const m = handRolled()
+  return honoUsers(async (c, next) => {
+    const startedAt = performance.now()
+    const incoming = (c.env as { incoming?: import('node:http').IncomingMessage } | undefined)?.incoming
+    c.header('ratelimit', m.start(incoming?.socket.remoteAddress ?? ''))
+    c.header('ratelimit-policy', m.policy)
+    await next()
+    m.end(c.req.method, c.req.routePath, c.res.status, startedAt)
+  })
+}
 
 export async function honoAnchor() {
   const { Hono } = await import('hono')
@@ -285,6 +376,18 @@ export async function nestEmpty() {
   class AppModule {}
   const app = await NestFactory.create(AppModule, { logger: false })
   app.use((_req: unknown, _res: unknown, next: () => void) => next())
+  await app.init()
+  return app.getHttpServer() as Server
+}
+
+/** `handRolled()` on NestJS (Express platform): its Express middleware through `app.use()`. */
+export async function nestHandRolled() {
+  const { Module } = await import('@nestjs/common')
+  const { NestFactory } = await import('@nestjs/core')
+  @Module({ controllers: [await usersController()] })
+  class AppModule {}
+  const app = await NestFactory.create(AppModule, { logger: false })
+  app.use(handRolledExpress())
   await app.init()
   return app.getHttpServer() as Server
 }
