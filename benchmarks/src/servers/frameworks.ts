@@ -353,12 +353,19 @@ async function usersController() {
   return UsersController
 }
 
-export async function nestBare() {
+/** The users controller on NestJS (Express platform), behind an Express `middleware` when one is given. */
+async function nestUsers(middleware?: ExpressMiddleware) {
   const { Module } = await import('@nestjs/common')
+  const { NestFactory } = await import('@nestjs/core')
   @Module({ controllers: [await usersController()] })
   class AppModule {}
-  return nestServer(AppModule)
+  const app = await NestFactory.create(AppModule, { logger: false })
+  if (middleware) app.use(middleware)
+  await app.init()
+  return app.getHttpServer() as Server
 }
+
+export const nestBare = () => nestUsers()
 
 export async function nestRi() {
   const { Module } = await import('@nestjs/common')
@@ -369,28 +376,10 @@ export async function nestRi() {
 }
 
 /** The floor any middleware pays on NestJS (Express platform): an Express middleware that only calls next(), where @ri/nest binds. */
-export async function nestEmpty() {
-  const { Module } = await import('@nestjs/common')
-  const { NestFactory } = await import('@nestjs/core')
-  @Module({ controllers: [await usersController()] })
-  class AppModule {}
-  const app = await NestFactory.create(AppModule, { logger: false })
-  app.use((_req: unknown, _res: unknown, next: () => void) => next())
-  await app.init()
-  return app.getHttpServer() as Server
-}
+export const nestEmpty = () => nestUsers((_req, _res, next) => next())
 
 /** `handRolled()` on NestJS (Express platform): its Express middleware through `app.use()`. */
-export async function nestHandRolled() {
-  const { Module } = await import('@nestjs/common')
-  const { NestFactory } = await import('@nestjs/core')
-  @Module({ controllers: [await usersController()] })
-  class AppModule {}
-  const app = await NestFactory.create(AppModule, { logger: false })
-  app.use(handRolledExpress())
-  await app.init()
-  return app.getHttpServer() as Server
-}
+export const nestHandRolled = () => nestUsers(handRolledExpress())
 
 export async function nestAnchor() {
   const { Inject, Injectable, Module } = await import('@nestjs/common')
