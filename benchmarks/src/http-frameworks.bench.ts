@@ -2,7 +2,7 @@
 // with ri's full stack (metrics + slowlog + throttle on memory + health), the anchor stack users
 // assemble today, the app with one empty middleware (what the framework charges any middleware),
 // a warmed `cached()` route hit against a route returning a constant, and the full stack's
-// per-request work hand-rolled without a library (the least any implementation pays). Servers:
+// per-request work hand-rolled without a library through the framework's documented API. Servers:
 // servers/frameworks.ts, each in its own child process.
 import { measureServers, pairedRatio, pairedRatioInterval, percentRange, type ServerSubject, startServers, timesRange } from './http.js'
 import type { BenchComparison, BenchFile, BenchSubject } from './types.js'
@@ -65,7 +65,7 @@ function report(fw: Framework, measured: readonly Measured[]): BenchComparison[]
   const [b, r, a, e, c, h, m] = subjects as [BenchSubject, BenchSubject, BenchSubject, BenchSubject, BenchSubject, BenchSubject, BenchSubject]
   const [mb, mr, ma, me, mc, mh, mm] = measured as [Measured, Measured, Measured, Measured, Measured, Measured, Measured]
   const keep = pairedRatio(mr, mb)
-  // The least any implementation pays on this framework's extension points for the same work.
+  // What the same work costs written by hand against the framework's documented API (no library).
   const handKeeps = pairedRatio(mm, mb)
   const handRange = percentRange(pairedRatioInterval(mm, mb))
   // What the framework charges any middleware (the empty one against bare), and what ri costs on top.

@@ -17,7 +17,7 @@ async function get(module: string, name: string) {
 }
 
 describe.each(['express', 'fastify', 'hono', 'nest'])('%s hand-rolled subject', (fw) => {
-  it('sends the body and RateLimit headers ri full stack sends', async () => {
+  it("sends the body and RateLimit headers ri's full stack sends", async () => {
     const [ri, hand] = await Promise.all([get('frameworks', `${fw}Ri`), get('frameworks', `${fw}HandRolled`)])
     expect(ri.status).toBe(200)
     expect(hand).toEqual(ri)

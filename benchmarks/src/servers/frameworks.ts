@@ -1,8 +1,8 @@
 // Servers of http-frameworks.bench.ts: for each framework the bare app, the app with ri's full
 // stack (metrics + slowlog + throttle on memory + health) and the anchor stack users assemble
 // today, the app with one empty middleware, and the same per-request work hand-rolled without a
-// library (`handRolled()`), all serving `GET /users/:id` with the same small constant JSON object. Plus, per framework, an app with a response cache serving a constant route
-// and a `cached()` route.
+// library (`handRolled()`), all serving `GET /users/:id` with the same small constant JSON object.
+// Plus, per framework, an app with a response cache serving a constant route and a `cached()` route.
 // Every factory builds its app only when called: each subject runs in its own child process.
 import 'reflect-metadata'
 import type { Server } from 'node:http'
