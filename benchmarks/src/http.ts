@@ -55,6 +55,9 @@ export interface ChildServer {
  */
 export async function serveInChild(module: string, name: string): Promise<ChildServer> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(here, 'servers', 'child.ts'), module, name], {
+    // tsx reads the tsconfig of its working directory: this package's enables the decorators the
+    // NestJS servers use, whatever directory the caller (the suite at the root, a test) runs in.
+    cwd: join(here, '..'),
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, NODE_ENV: 'production' },
   })
