@@ -7,8 +7,8 @@ export interface BenchContext {
   /** `pnpm bench --quick`: a short pass (the whole suite in under two minutes). */
   readonly quick: boolean
   /**
-   * `pnpm bench --rounds=N`: the interleaved HTTP comparisons whose targets carry a 95 % interval
-   * (metrics-slowlog, http-frameworks) run N rounds instead of their default, to narrow it.
+   * `pnpm bench --rounds=N`: the interleaved comparisons whose targets carry a 95 % interval
+   * (metrics-slowlog, http-frameworks, throttle) run N rounds instead of their default, to narrow it.
    */
   readonly rounds?: number
   /** Progress line for the live display. */
