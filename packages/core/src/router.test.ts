@@ -22,9 +22,18 @@ function reference(template: string, path: string): Record<string, string> | und
   if (!found) return undefined
   const params: Record<string, string> = {}
   names.forEach((n, i) => {
-    params[n] = found[i + 1] ?? ''
+    params[n] = decodeOrKeep(found[i + 1] ?? '')
   })
   return params
+}
+
+/** Param values are percent-decoded; one that is not valid percent-encoding stays as it came. */
+function decodeOrKeep(s: string): string {
+  try {
+    return decodeURIComponent(s)
+  } catch {
+    return s
+  }
 }
 
 // A small deterministic generator: the same cases on every run.
@@ -41,7 +50,7 @@ describe('router templates', () => {
     const rnd = random(7)
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
     const literals = ['a', 'users', 'b.c', 'x+y', '']
-    const pieces = ['a', 'users', 'b.c', 'x+y', '1', '42', '', 'edit']
+    const pieces = ['a', 'users', 'b.c', 'x+y', '1', '42', '', 'edit', 'a%20b', '%2F', '%zz', '100%', '%E2%82%AC']
     let matched = 0
     let compared = 0
     for (let t = 0; t < 300; t++) {
@@ -99,5 +108,11 @@ describe('router templates', () => {
     expect(r.match('GET', '/a/x/y/b')?.params).toEqual({ '*': 'x/y' })
     expect(r.match('GET', '/v1.0/1')?.value).toBe('dotted')
     expect(r.match('GET', '/v1x0/1')).toBeUndefined()
+    // Percent-encoding: decoded once; an encoded slash stays inside its segment; invalid is kept.
+    expect(r.match('GET', '/users/a%2Fb')?.params).toEqual({ id: 'a/b' })
+    expect(r.match('GET', '/users/%E2%82%AC%20x')?.params).toEqual({ id: '€ x' })
+    expect(r.match('GET', '/users/%zz')?.params).toEqual({ id: '%zz' })
+    expect(r.match('GET', '/users/%41/edit')?.params).toEqual({ id: 'A' })
+    expect(r.match('GET', '/files/a%20b/c')?.params).toEqual({ '*': 'a b/c' })
   })
 })
