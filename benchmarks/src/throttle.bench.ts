@@ -47,11 +47,12 @@ async function compare(ctx: BenchContext, label: string, ops: number, rounds: nu
     }
     ctx.progress(`throttle ${label}: round ${r + 1}/${rounds}`)
   }
+  const of = (name: string) => ({ rounds: samples[name]! })
   return {
     medians: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)])),
-    ratio: (a: string, b: string) => pairedRatio({ rounds: samples[a]! }, { rounds: samples[b]! }),
+    ratio: (a: string, b: string) => pairedRatio(of(a), of(b)),
     /** The 95 % interval of `ratio(a, b)` (distribution-free, over this run's rounds). */
-    range: (a: string, b: string) => timesRange(pairedRatioInterval({ rounds: samples[a]! }, { rounds: samples[b]! })),
+    range: (a: string, b: string) => timesRange(pairedRatioInterval(of(a), of(b))),
     rounds,
   }
 }
